@@ -1,0 +1,1 @@
+//! CSV reading and validation: the edge where strings become domain types.

@@ -1,0 +1,7 @@
+//! benefits-sync: keeps Kota, Noyo and Invisible Collector in step with
+//! payroll exports. The binary (`src/main.rs`) is a thin shell over this
+//! library; `ARCHITECTURE.md` is the map.
+
+pub mod input;
+pub mod model;
+pub mod sandbox;

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("benefits-sync: commands are being built; see README.md");
+    std::process::exit(2);
+}

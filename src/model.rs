@@ -1,0 +1,791 @@
+//! Validated domain types.
+//!
+//! Every value that crosses the edge (a CSV field) is parsed into one of these
+//! newtypes exactly once, in `src/input`. The planner, the clients and the
+//! reports take them as proof that the rule was checked and never re-check a
+//! string. Each constructor returns a [`Violation`] naming the [`Rule`] it
+//! broke, so a rejection can say which rule and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// A rule an input value can break. The code (`Rule::code`) is stable: tests,
+/// the JSON report and users' scripts match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// A required column is missing from the header.
+    MissingColumn,
+    /// A required field is empty.
+    Required,
+    /// Not a `YYYY-MM-DD` calendar date.
+    Date,
+    /// Date of birth not in the past or not after 1900-01-01.
+    DateOfBirthRange,
+    /// A start date not after 1900-01-01.
+    DateRange,
+    /// A leaving date before the start date.
+    EndBeforeStart,
+    /// Not an E.164 phone number.
+    Phone,
+    /// Not a plausible email address.
+    Email,
+    /// Not an ISO 3166 alpha-2 country code.
+    Country,
+    /// State or province missing for the United States or Canada.
+    StateRequired,
+    /// `sex_at_birth` other than male or female.
+    SexAtBirth,
+    /// `carrier_id` is not a UUID.
+    Uuid,
+    /// An EIN that is not nine digits.
+    Ein,
+    /// Metadata beyond Kota's limits (25 keys, 40-char keys, 500-char values).
+    Metadata,
+    /// Fields of one employer disagree between its rows.
+    EmployerConflict,
+    /// The same group or carrier appears twice with different details.
+    GroupConflict,
+    /// An `employee_ref` appears on more than one row.
+    DuplicateKey,
+    /// An employee whose employer is not in employers.csv.
+    UnknownEmployer,
+    /// An employee whose employer was rejected.
+    EmployerRejected,
+    /// A group the employee's employer does not have.
+    UnknownGroup,
+    /// A field longer than the tool accepts.
+    TooLong,
+    /// The row could not be read as CSV (ragged, bad quoting, bad encoding).
+    Malformed,
+    /// A column name reserved by benefits-sync.
+    ReservedColumn,
+    /// A value Kota cannot change by update (country, date of birth, sex at birth).
+    Immutable,
+}
+
+impl Rule {
+    /// The stable snake_case code of the rule.
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::MissingColumn => "missing_column",
+            Rule::Required => "required",
+            Rule::Date => "date",
+            Rule::DateOfBirthRange => "date_of_birth_range",
+            Rule::DateRange => "date_range",
+            Rule::EndBeforeStart => "end_before_start",
+            Rule::Phone => "phone",
+            Rule::Email => "email",
+            Rule::Country => "country",
+            Rule::StateRequired => "state_required",
+            Rule::SexAtBirth => "sex_at_birth",
+            Rule::Uuid => "uuid",
+            Rule::Ein => "ein",
+            Rule::Metadata => "metadata",
+            Rule::EmployerConflict => "employer_conflict",
+            Rule::GroupConflict => "group_conflict",
+            Rule::DuplicateKey => "duplicate_key",
+            Rule::UnknownEmployer => "unknown_employer",
+            Rule::EmployerRejected => "employer_rejected",
+            Rule::UnknownGroup => "unknown_group",
+            Rule::TooLong => "too_long",
+            Rule::Malformed => "malformed",
+            Rule::ReservedColumn => "reserved_column",
+            Rule::Immutable => "immutable",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why a value was refused: the rule and a sentence for the user. The
+/// sentence never repeats a secret value (a tax id is never echoed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: Rule,
+    pub message: String,
+}
+
+impl Violation {
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Violation {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// Longest field accepted anywhere: far above any real value, low enough that
+/// a 1 MB field is refused instead of sent to a vendor.
+pub const MAX_FIELD_LEN: usize = 1_000;
+
+/// A non-empty, trimmed text of at most [`MAX_FIELD_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        if s.len() > MAX_FIELD_LEN {
+            return Err(Violation::new(
+                Rule::TooLong,
+                format!("is {} bytes; at most {MAX_FIELD_LEN} are accepted", s.len()),
+            ));
+        }
+        Ok(Text(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The payroll system's employer id: the natural key of an employer. Not
+/// personal data, so it may appear in the state database and in reports.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmployerRef(String);
+
+/// The payroll system's employee id: the natural key of an employee. Not
+/// personal data (it is an opaque payroll id), so it is the key of the state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmployeeRef(String);
+
+macro_rules! natural_key {
+    ($t:ident) => {
+        impl $t {
+            /// At most 200 bytes of printable characters without `;`, so a
+            /// key can be part of an operation key and an idempotency key.
+            pub fn parse(s: &str) -> Result<Self, Violation> {
+                let s = s.trim();
+                if s.is_empty() {
+                    return Err(Violation::new(Rule::Required, "must not be empty"));
+                }
+                if s.len() > 200 {
+                    return Err(Violation::new(
+                        Rule::TooLong,
+                        "is longer than 200 bytes; payroll ids are short",
+                    ));
+                }
+                if s.chars().any(|c| c.is_control() || c == '|') {
+                    return Err(Violation::new(
+                        Rule::Malformed,
+                        "contains a control character or '|'",
+                    ));
+                }
+                Ok($t(s.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+natural_key!(EmployerRef);
+natural_key!(EmployeeRef);
+
+/// A group name as the payroll system spells it; unique per employer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let t = Text::parse(s)?;
+        if t.0.len() > 200 {
+            return Err(Violation::new(Rule::TooLong, "group names are at most 200 bytes"));
+        }
+        if t.0.contains(';') || t.0.contains('|') {
+            return Err(Violation::new(
+                Rule::Malformed,
+                "a group name cannot contain ';' (the separator of the groups column) or '|'",
+            ));
+        }
+        Ok(GroupName(t.0))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address: one `@`, a non-empty local part, a dotted domain, no
+/// spaces. Deliberately permissive beyond that, as vendors normalise it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        if s.len() > 254 {
+            return Err(Violation::new(Rule::Email, "is longer than 254 characters"));
+        }
+        let bad = || {
+            Violation::new(
+                Rule::Email,
+                "is not an email address like name@example.com",
+            )
+        };
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+            || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+        {
+            return Err(bad());
+        }
+        Ok(Email(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Email(<redacted>)")
+    }
+}
+
+/// A phone number in E.164: `+`, a non-zero digit, 7 to 15 digits in all.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct E164Phone(String);
+
+impl E164Phone {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        let digits = s.strip_prefix('+');
+        let ok = match digits {
+            Some(d) => {
+                (7..=15).contains(&d.len())
+                    && d.bytes().all(|b| b.is_ascii_digit())
+                    && !d.starts_with('0')
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(Violation::new(
+                Rule::Phone,
+                "is not in E.164 form: '+', country code and number, digits only (e.g. +447700900999)",
+            ));
+        }
+        Ok(E164Phone(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for E164Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("E164Phone(<redacted>)")
+    }
+}
+
+/// ISO 3166-1 alpha-2 codes that Kota accepts (its `CountryCode` enum), in
+/// lower case. Sorted, so membership is a binary search.
+const COUNTRIES: [&str; 250] = [
+    "ad", "ae", "af", "ag", "ai", "al", "am", "ao", "aq", "ar", "as", "at", "au", "aw", "ax", "az",
+    "ba", "bb", "bd", "be", "bf", "bg", "bh", "bi", "bj", "bl", "bm", "bn", "bo", "bq", "br", "bs",
+    "bt", "bv", "bw", "by", "bz", "ca", "cc", "cd", "cf", "cg", "ch", "ci", "ck", "cl", "cm", "cn",
+    "co", "cr", "cu", "cv", "cw", "cx", "cy", "cz", "de", "dj", "dk", "dm", "do", "dz", "ec", "ee",
+    "eg", "eh", "er", "es", "et", "fi", "fj", "fk", "fm", "fo", "fr", "ga", "gb", "gd", "ge", "gf",
+    "gg", "gh", "gi", "gl", "gm", "gn", "gp", "gq", "gr", "gs", "gt", "gu", "gw", "gy", "hk", "hm",
+    "hn", "hr", "ht", "hu", "id", "ie", "il", "im", "in", "io", "iq", "ir", "is", "it", "je", "jm",
+    "jo", "jp", "ke", "kg", "kh", "ki", "km", "kn", "kp", "kr", "kw", "ky", "kz", "la", "lb", "lc",
+    "li", "lk", "lr", "ls", "lt", "lu", "lv", "ly", "ma", "mc", "md", "me", "mf", "mg", "mh", "mk",
+    "ml", "mm", "mn", "mo", "mp", "mq", "mr", "ms", "mt", "mu", "mv", "mw", "mx", "my", "mz", "na",
+    "nc", "ne", "nf", "ng", "ni", "nl", "no", "np", "nr", "nu", "nz", "om", "pa", "pe", "pf", "pg",
+    "ph", "pk", "pl", "pm", "pn", "pr", "ps", "pt", "pw", "py", "qa", "re", "ro", "rs", "ru", "rw",
+    "sa", "sb", "sc", "sd", "se", "sg", "sh", "si", "sj", "sk", "sl", "sm", "sn", "so", "sr", "ss",
+    "st", "sv", "sx", "sy", "sz", "tc", "td", "tf", "tg", "th", "tj", "tk", "tl", "tm", "tn", "to",
+    "tr", "tt", "tv", "tw", "tz", "ua", "ug", "um", "us", "uy", "uz", "va", "vc", "ve", "vg", "vi",
+    "vn", "vu", "wf", "ws", "xk", "ye", "yt", "za", "zm", "zw",
+];
+
+/// An ISO 3166 alpha-2 country code, any case in, lower case out.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        let b = s.as_bytes();
+        if b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic) {
+            let code = [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase()];
+            let as_str = std::str::from_utf8(&code).expect("ascii");
+            if COUNTRIES.binary_search(&as_str).is_ok() {
+                return Ok(CountryCode(code));
+            }
+        }
+        Err(Violation::new(
+            Rule::Country,
+            format!("'{}' is not an ISO 3166 alpha-2 country code (e.g. gb, us, ie)", truncate(s, 20)),
+        ))
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("country codes are ascii")
+    }
+    /// Countries whose addresses need a state or province.
+    pub fn needs_state(&self) -> bool {
+        matches!(&self.0, b"us" | b"ca")
+    }
+}
+
+impl fmt::Debug for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountryCode({})", self.as_str())
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CountryCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CountryCode::parse(&s).map_err(|v| serde::de::Error::custom(v.message))
+    }
+}
+
+/// Parse a `YYYY-MM-DD` calendar date.
+pub fn parse_date(s: &str) -> Result<NaiveDate, Violation> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Violation::new(Rule::Required, "must not be empty"));
+    }
+    let shape_ok = s.len() == 10
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if shape_ok {
+        if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(d);
+        }
+    }
+    Err(Violation::new(
+        Rule::Date,
+        format!("'{}' is not a calendar date in YYYY-MM-DD form", truncate(s, 20)),
+    ))
+}
+
+/// The earliest date Kota accepts for births and starts (exclusive).
+pub fn epoch_1900() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date")
+}
+
+/// Sex assigned at birth, as Kota's `SexAtBirth` enum has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SexAtBirth {
+    Male,
+    Female,
+}
+
+impl SexAtBirth {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "male" => Ok(SexAtBirth::Male),
+            "female" => Ok(SexAtBirth::Female),
+            "" => Err(Violation::new(Rule::Required, "must not be empty")),
+            _ => Err(Violation::new(Rule::SexAtBirth, "must be 'male' or 'female'")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SexAtBirth::Male => "male",
+            SexAtBirth::Female => "female",
+        }
+    }
+}
+
+/// A national tax id. Never printed: `Debug` and `Display` redact it, and it
+/// has no `Serialize`, so it cannot reach a report or the state by accident.
+/// Only the Kota client reads it, through [`TaxId::expose`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TaxId(String);
+
+impl TaxId {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        if s.len() > 64 {
+            return Err(Violation::new(Rule::TooLong, "is longer than 64 characters"));
+        }
+        Ok(TaxId(s.to_owned()))
+    }
+    /// The clear value, for the one request body that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TaxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaxId(<redacted>)")
+    }
+}
+
+/// A carrier's UUID in Noyo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CarrierId(uuid::Uuid);
+
+impl CarrierId {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(Violation::new(Rule::Required, "must not be empty"));
+        }
+        // Only the hyphenated 36-character form: Noyo's `format: uuid`.
+        if s.len() == 36 {
+            if let Ok(u) = uuid::Uuid::parse_str(s) {
+                return Ok(CarrierId(u));
+            }
+        }
+        Err(Violation::new(
+            Rule::Uuid,
+            format!("'{}' is not a UUID like 8fac0992-933a-4743-8dab-0d606ef2569e", truncate(s, 40)),
+        ))
+    }
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for CarrierId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+/// A US Employer Identification Number: nine digits (`12-3456789` accepted,
+/// hyphen removed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ein(String);
+
+impl Ein {
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        let s = s.trim();
+        let b = s.as_bytes();
+        let digits: Option<String> = if b.len() == 9 && b.iter().all(u8::is_ascii_digit) {
+            Some(s.to_owned())
+        } else if b.len() == 10 && b[2] == b'-' && b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+            Some(s.replace('-', ""))
+        } else {
+            None
+        };
+        digits.map(Ein).ok_or_else(|| {
+            Violation::new(Rule::Ein, "is not a 9-digit EIN (123456789 or 12-3456789)")
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Kota metadata: at most 25 keys, keys at most 40 characters, values at most
+/// 500. Ordered, so its fingerprint and its JSON are stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(BTreeMap<String, String>);
+
+impl Metadata {
+    pub const MAX_KEYS: usize = 25;
+    pub const MAX_KEY_LEN: usize = 40;
+    pub const MAX_VALUE_LEN: usize = 500;
+
+    /// Build from `(key, value)` pairs, skipping empty values (an empty cell
+    /// means "no such metadata" for that row).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, Violation> {
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            if k.chars().count() > Self::MAX_KEY_LEN {
+                return Err(Violation::new(
+                    Rule::Metadata,
+                    format!("metadata key '{}' is longer than {} characters", truncate(k, 50), Self::MAX_KEY_LEN),
+                ));
+            }
+            if v.chars().count() > Self::MAX_VALUE_LEN {
+                return Err(Violation::new(
+                    Rule::Metadata,
+                    format!("metadata value of '{k}' is longer than {} characters", Self::MAX_VALUE_LEN),
+                ));
+            }
+            map.insert(k.to_owned(), v.to_owned());
+        }
+        if map.len() > Self::MAX_KEYS {
+            return Err(Violation::new(
+                Rule::Metadata,
+                format!("{} metadata keys; Kota accepts at most {}", map.len(), Self::MAX_KEYS),
+            ));
+        }
+        Ok(Metadata(map))
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// A postal address as Kota's `AddressModel` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    pub line1: Text,
+    pub line2: Option<Text>,
+    pub line3: Option<Text>,
+    pub city: Text,
+    /// Required for the United States and Canada (checked at the edge).
+    pub state: Option<Text>,
+    pub postal_code: Text,
+    pub country: CountryCode,
+}
+
+/// The person Kota contacts at an employer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Contact {
+    pub name: Text,
+    pub email: Email,
+}
+
+/// One benefit group of an employer: a Kota group and an Invisible Collector
+/// group of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupSpec {
+    pub name: GroupName,
+    pub description: Option<Text>,
+}
+
+/// One carrier connection of an employer in Noyo.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionSpec {
+    pub carrier_id: CarrierId,
+    /// The group's id in the carrier's own system.
+    pub carrier_group_id: Text,
+    pub federal_ein: Option<Ein>,
+    pub broker_federal_ein: Option<Ein>,
+    pub broker_tin: Option<Text>,
+}
+
+/// An employer as the exports describe it, merged from all its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Employer {
+    pub employer_ref: EmployerRef,
+    pub legal_name: Text,
+    pub registration_number: Option<Text>,
+    pub address: Address,
+    pub contact: Contact,
+    pub earliest_benefits_start_date: Option<NaiveDate>,
+    pub metadata: Metadata,
+    /// Sorted by name, unique.
+    pub groups: Vec<GroupSpec>,
+    /// Sorted by carrier id, unique.
+    pub connections: Vec<ConnectionSpec>,
+    /// First line of the employer in employers.csv, for reports.
+    pub line: u64,
+}
+
+impl Employer {
+    pub fn group(&self, name: &GroupName) -> Option<&GroupSpec> {
+        self.groups
+            .binary_search_by(|g| g.name.cmp(name))
+            .ok()
+            .map(|i| &self.groups[i])
+    }
+}
+
+/// An employee as the export describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Employee {
+    pub employee_ref: EmployeeRef,
+    pub employer_ref: EmployerRef,
+    pub first_name: Text,
+    pub last_name: Text,
+    pub email: Email,
+    pub phone: E164Phone,
+    pub date_of_birth: NaiveDate,
+    pub start_on: NaiveDate,
+    pub sex_at_birth: SexAtBirth,
+    pub national_tax_id: TaxId,
+    pub home_address: Address,
+    pub nationality: Option<CountryCode>,
+    /// A leaving date: the employee is offboarded on it.
+    pub end_on: Option<NaiveDate>,
+    /// Groups of the employee's employer, sorted, unique.
+    pub groups: Vec<GroupName>,
+    pub metadata: Metadata,
+    /// Line in employees.csv, for reports.
+    pub line: u64,
+}
+
+/// Shorten a value quoted back in a message, so a 1 MB field does not make a
+/// 1 MB error line.
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max_chars).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countries_are_sorted_for_binary_search() {
+        let mut sorted = COUNTRIES;
+        sorted.sort_unstable();
+        assert_eq!(sorted, COUNTRIES);
+    }
+
+    #[test]
+    fn country_any_case_in_lower_out() {
+        assert_eq!(CountryCode::parse(" GB ").unwrap().as_str(), "gb");
+        assert_eq!(CountryCode::parse("Us").unwrap().as_str(), "us");
+        assert_eq!(CountryCode::parse("uk").unwrap_err().rule, Rule::Country);
+        assert_eq!(CountryCode::parse("gbr").unwrap_err().rule, Rule::Country);
+        assert_eq!(CountryCode::parse("").unwrap_err().rule, Rule::Required);
+        assert!(CountryCode::parse("us").unwrap().needs_state());
+        assert!(CountryCode::parse("CA").unwrap().needs_state());
+        assert!(!CountryCode::parse("ie").unwrap().needs_state());
+    }
+
+    #[test]
+    fn phone_is_e164() {
+        assert!(E164Phone::parse("+447700900999").is_ok());
+        assert!(E164Phone::parse("+15551234567").is_ok());
+        for bad in ["447700900999", "+44 7700 900999", "+0447700900", "+12345", "+1234567890123456", "+44770090099a"] {
+            assert_eq!(E164Phone::parse(bad).unwrap_err().rule, Rule::Phone, "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_shape() {
+        assert!(Email::parse("jane.doe@acme.co.uk").is_ok());
+        for bad in ["jane", "jane@", "@acme.com", "jane@acme", "ja ne@acme.com", "a@b@c.com", "jane@acme..com", "jane@.acme.com"] {
+            assert_eq!(Email::parse(bad).unwrap_err().rule, Rule::Email, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("2024-02-29").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        for bad in ["2023-02-29", "2024-2-01", "01/02/2024", "2024-13-01", "20240101", "2024-01-01T00:00"] {
+            assert_eq!(parse_date(bad).unwrap_err().rule, Rule::Date, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ein_nine_digits_hyphen_removed() {
+        assert_eq!(Ein::parse("12-3456789").unwrap().as_str(), "123456789");
+        assert_eq!(Ein::parse("123456789").unwrap().as_str(), "123456789");
+        for bad in ["12345678", "1234567890", "123-456789", "12-345678a", "abcdefghi"] {
+            assert_eq!(Ein::parse(bad).unwrap_err().rule, Rule::Ein, "{bad}");
+        }
+    }
+
+    #[test]
+    fn carrier_id_is_hyphenated_uuid() {
+        assert!(CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").is_ok());
+        assert_eq!(CarrierId::parse("8fac0992933a47438dab0d606ef2569e").unwrap_err().rule, Rule::Uuid);
+        assert_eq!(CarrierId::parse("carrier-1").unwrap_err().rule, Rule::Uuid);
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let long_key = "k".repeat(41);
+        assert_eq!(Metadata::from_pairs([(long_key.as_str(), "v")]).unwrap_err().rule, Rule::Metadata);
+        let long_val = "v".repeat(501);
+        assert_eq!(Metadata::from_pairs([("k", long_val.as_str())]).unwrap_err().rule, Rule::Metadata);
+        let keys: Vec<String> = (0..26).map(|i| format!("k{i}")).collect();
+        assert_eq!(
+            Metadata::from_pairs(keys.iter().map(|k| (k.as_str(), "v"))).unwrap_err().rule,
+            Rule::Metadata
+        );
+        let m = Metadata::from_pairs(keys.iter().take(25).map(|k| (k.as_str(), "v"))).unwrap();
+        assert_eq!(m.len(), 25);
+        assert!(Metadata::from_pairs([("k", "  ")]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sex_at_birth() {
+        assert_eq!(SexAtBirth::parse("Female").unwrap(), SexAtBirth::Female);
+        assert_eq!(SexAtBirth::parse("x").unwrap_err().rule, Rule::SexAtBirth);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let t = TaxId::parse("AB123456C").unwrap();
+        assert!(!format!("{t:?}").contains("AB123456C"));
+        let e = Email::parse("jane@acme.com").unwrap();
+        assert!(!format!("{e:?}").contains("jane"));
+    }
+}

@@ -1,0 +1,1 @@
+//! The built-in emulator of the Kota, Noyo and Invisible Collector APIs.

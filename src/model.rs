@@ -215,7 +215,10 @@ impl GroupName {
     pub fn parse(s: &str) -> Result<Self, Violation> {
         let t = Text::parse(s)?;
         if t.0.len() > 200 {
-            return Err(Violation::new(Rule::TooLong, "group names are at most 200 bytes"));
+            return Err(Violation::new(
+                Rule::TooLong,
+                "group names are at most 200 bytes",
+            ));
         }
         if t.0.contains(';') || t.0.contains('|') {
             return Err(Violation::new(
@@ -251,12 +254,7 @@ impl Email {
         if s.len() > 254 {
             return Err(Violation::new(Rule::Email, "is longer than 254 characters"));
         }
-        let bad = || {
-            Violation::new(
-                Rule::Email,
-                "is not an email address like name@example.com",
-            )
-        };
+        let bad = || Violation::new(Rule::Email, "is not an email address like name@example.com");
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
         if local.is_empty()
             || domain.contains('@')
@@ -264,7 +262,8 @@ impl Email {
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains("..")
-            || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+            || s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
         {
             return Err(bad());
         }
@@ -361,7 +360,10 @@ impl CountryCode {
         }
         Err(Violation::new(
             Rule::Country,
-            format!("'{}' is not an ISO 3166 alpha-2 country code (e.g. gb, us, ie)", truncate(s, 20)),
+            format!(
+                "'{}' is not an ISO 3166 alpha-2 country code (e.g. gb, us, ie)",
+                truncate(s, 20)
+            ),
         ))
     }
     pub fn as_str(&self) -> &str {
@@ -405,9 +407,13 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, Violation> {
         return Err(Violation::new(Rule::Required, "must not be empty"));
     }
     let shape_ok = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if shape_ok {
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             return Ok(d);
@@ -415,7 +421,10 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, Violation> {
     }
     Err(Violation::new(
         Rule::Date,
-        format!("'{}' is not a calendar date in YYYY-MM-DD form", truncate(s, 20)),
+        format!(
+            "'{}' is not a calendar date in YYYY-MM-DD form",
+            truncate(s, 20)
+        ),
     ))
 }
 
@@ -438,7 +447,10 @@ impl SexAtBirth {
             "male" => Ok(SexAtBirth::Male),
             "female" => Ok(SexAtBirth::Female),
             "" => Err(Violation::new(Rule::Required, "must not be empty")),
-            _ => Err(Violation::new(Rule::SexAtBirth, "must be 'male' or 'female'")),
+            _ => Err(Violation::new(
+                Rule::SexAtBirth,
+                "must be 'male' or 'female'",
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -462,7 +474,10 @@ impl TaxId {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
         if s.len() > 64 {
-            return Err(Violation::new(Rule::TooLong, "is longer than 64 characters"));
+            return Err(Violation::new(
+                Rule::TooLong,
+                "is longer than 64 characters",
+            ));
         }
         Ok(TaxId(s.to_owned()))
     }
@@ -497,7 +512,10 @@ impl CarrierId {
         }
         Err(Violation::new(
             Rule::Uuid,
-            format!("'{}' is not a UUID like 8fac0992-933a-4743-8dab-0d606ef2569e", truncate(s, 40)),
+            format!(
+                "'{}' is not a UUID like 8fac0992-933a-4743-8dab-0d606ef2569e",
+                truncate(s, 40)
+            ),
         ))
     }
     pub fn uuid(&self) -> uuid::Uuid {
@@ -523,7 +541,12 @@ impl Ein {
         let b = s.as_bytes();
         let digits: Option<String> = if b.len() == 9 && b.iter().all(u8::is_ascii_digit) {
             Some(s.to_owned())
-        } else if b.len() == 10 && b[2] == b'-' && b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+        } else if b.len() == 10
+            && b[2] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 2 || c.is_ascii_digit())
+        {
             Some(s.replace('-', ""))
         } else {
             None
@@ -539,18 +562,27 @@ impl Ein {
 
 /// Kota metadata: at most 25 keys, keys at most 40 characters, values at most
 /// 500. Ordered, so its fingerprint and its JSON are stable.
+///
+/// The key [`Metadata::RESERVED_KEY`] (`id`) belongs to benefits-sync: it
+/// carries the payroll ref so that an object whose create response was lost
+/// can be found again (Kota's `GET /employees?metadata_id=`). Users therefore
+/// get 24 keys, and a `metadata.id` column is refused at the header.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Metadata(BTreeMap<String, String>);
 
 impl Metadata {
-    pub const MAX_KEYS: usize = 25;
+    /// Kota's limit is 25; one key is ours.
+    pub const MAX_KEYS: usize = 24;
+    pub const RESERVED_KEY: &'static str = "id";
     pub const MAX_KEY_LEN: usize = 40;
     pub const MAX_VALUE_LEN: usize = 500;
 
     /// Build from `(key, value)` pairs, skipping empty values (an empty cell
     /// means "no such metadata" for that row).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, Violation> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, Violation> {
         let mut map = BTreeMap::new();
         for (k, v) in pairs {
             let v = v.trim();
@@ -560,13 +592,20 @@ impl Metadata {
             if k.chars().count() > Self::MAX_KEY_LEN {
                 return Err(Violation::new(
                     Rule::Metadata,
-                    format!("metadata key '{}' is longer than {} characters", truncate(k, 50), Self::MAX_KEY_LEN),
+                    format!(
+                        "metadata key '{}' is longer than {} characters",
+                        truncate(k, 50),
+                        Self::MAX_KEY_LEN
+                    ),
                 ));
             }
             if v.chars().count() > Self::MAX_VALUE_LEN {
                 return Err(Violation::new(
                     Rule::Metadata,
-                    format!("metadata value of '{k}' is longer than {} characters", Self::MAX_VALUE_LEN),
+                    format!(
+                        "metadata value of '{k}' is longer than {} characters",
+                        Self::MAX_VALUE_LEN
+                    ),
                 ));
             }
             map.insert(k.to_owned(), v.to_owned());
@@ -574,7 +613,11 @@ impl Metadata {
         if map.len() > Self::MAX_KEYS {
             return Err(Violation::new(
                 Rule::Metadata,
-                format!("{} metadata keys; Kota accepts at most {}", map.len(), Self::MAX_KEYS),
+                format!(
+                        "{} metadata keys; at most {} (Kota allows 25 and benefits-sync uses one, 'id')",
+                        map.len(),
+                        Self::MAX_KEYS
+                    ),
             ));
         }
         Ok(Metadata(map))
@@ -722,23 +765,53 @@ mod tests {
     fn phone_is_e164() {
         assert!(E164Phone::parse("+447700900999").is_ok());
         assert!(E164Phone::parse("+15551234567").is_ok());
-        for bad in ["447700900999", "+44 7700 900999", "+0447700900", "+12345", "+1234567890123456", "+44770090099a"] {
-            assert_eq!(E164Phone::parse(bad).unwrap_err().rule, Rule::Phone, "{bad}");
+        for bad in [
+            "447700900999",
+            "+44 7700 900999",
+            "+0447700900",
+            "+12345",
+            "+1234567890123456",
+            "+44770090099a",
+        ] {
+            assert_eq!(
+                E164Phone::parse(bad).unwrap_err().rule,
+                Rule::Phone,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn email_shape() {
         assert!(Email::parse("jane.doe@acme.co.uk").is_ok());
-        for bad in ["jane", "jane@", "@acme.com", "jane@acme", "ja ne@acme.com", "a@b@c.com", "jane@acme..com", "jane@.acme.com"] {
+        for bad in [
+            "jane",
+            "jane@",
+            "@acme.com",
+            "jane@acme",
+            "ja ne@acme.com",
+            "a@b@c.com",
+            "jane@acme..com",
+            "jane@.acme.com",
+        ] {
             assert_eq!(Email::parse(bad).unwrap_err().rule, Rule::Email, "{bad}");
         }
     }
 
     #[test]
     fn dates() {
-        assert_eq!(parse_date("2024-02-29").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
-        for bad in ["2023-02-29", "2024-2-01", "01/02/2024", "2024-13-01", "20240101", "2024-01-01T00:00"] {
+        assert_eq!(
+            parse_date("2024-02-29").unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-2-01",
+            "01/02/2024",
+            "2024-13-01",
+            "20240101",
+            "2024-01-01T00:00",
+        ] {
             assert_eq!(parse_date(bad).unwrap_err().rule, Rule::Date, "{bad}");
         }
     }
@@ -747,7 +820,13 @@ mod tests {
     fn ein_nine_digits_hyphen_removed() {
         assert_eq!(Ein::parse("12-3456789").unwrap().as_str(), "123456789");
         assert_eq!(Ein::parse("123456789").unwrap().as_str(), "123456789");
-        for bad in ["12345678", "1234567890", "123-456789", "12-345678a", "abcdefghi"] {
+        for bad in [
+            "12345678",
+            "1234567890",
+            "123-456789",
+            "12-345678a",
+            "abcdefghi",
+        ] {
             assert_eq!(Ein::parse(bad).unwrap_err().rule, Rule::Ein, "{bad}");
         }
     }
@@ -755,23 +834,40 @@ mod tests {
     #[test]
     fn carrier_id_is_hyphenated_uuid() {
         assert!(CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").is_ok());
-        assert_eq!(CarrierId::parse("8fac0992933a47438dab0d606ef2569e").unwrap_err().rule, Rule::Uuid);
+        assert_eq!(
+            CarrierId::parse("8fac0992933a47438dab0d606ef2569e")
+                .unwrap_err()
+                .rule,
+            Rule::Uuid
+        );
         assert_eq!(CarrierId::parse("carrier-1").unwrap_err().rule, Rule::Uuid);
     }
 
     #[test]
     fn metadata_limits() {
         let long_key = "k".repeat(41);
-        assert_eq!(Metadata::from_pairs([(long_key.as_str(), "v")]).unwrap_err().rule, Rule::Metadata);
-        let long_val = "v".repeat(501);
-        assert_eq!(Metadata::from_pairs([("k", long_val.as_str())]).unwrap_err().rule, Rule::Metadata);
-        let keys: Vec<String> = (0..26).map(|i| format!("k{i}")).collect();
         assert_eq!(
-            Metadata::from_pairs(keys.iter().map(|k| (k.as_str(), "v"))).unwrap_err().rule,
+            Metadata::from_pairs([(long_key.as_str(), "v")])
+                .unwrap_err()
+                .rule,
             Rule::Metadata
         );
-        let m = Metadata::from_pairs(keys.iter().take(25).map(|k| (k.as_str(), "v"))).unwrap();
-        assert_eq!(m.len(), 25);
+        let long_val = "v".repeat(501);
+        assert_eq!(
+            Metadata::from_pairs([("k", long_val.as_str())])
+                .unwrap_err()
+                .rule,
+            Rule::Metadata
+        );
+        let keys: Vec<String> = (0..25).map(|i| format!("k{i}")).collect();
+        assert_eq!(
+            Metadata::from_pairs(keys.iter().map(|k| (k.as_str(), "v")))
+                .unwrap_err()
+                .rule,
+            Rule::Metadata
+        );
+        let m = Metadata::from_pairs(keys.iter().take(24).map(|k| (k.as_str(), "v"))).unwrap();
+        assert_eq!(m.len(), 24);
         assert!(Metadata::from_pairs([("k", "  ")]).unwrap().is_empty());
     }
 

@@ -5,3 +5,4 @@
 pub mod input;
 pub mod model;
 pub mod sandbox;
+pub mod state;

@@ -1,0 +1,569 @@
+//! Queries over the state database. Only the store thread calls these (and
+//! the tests); everything else goes through [`super::Store`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::effect::{Effect, JournalStatus};
+use super::snapshot::{
+    ConnectionSnap, EmployeeSnap, EmployerSnap, MembershipState, Sections, Snapshot,
+};
+use super::{schema, StateError};
+use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
+
+/// Open (creating if absent, owner-only) and migrate the state database.
+pub fn open(path: &Path) -> Result<Connection, StateError> {
+    let display = path.display().to_string();
+    if path.is_dir() {
+        return Err(StateError::NotAFile(display));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StateError::Io(display.clone(), e))?;
+    }
+    if !path.exists() {
+        create_private(path).map_err(|e| StateError::Io(display.clone(), e))?;
+    }
+    let mut conn = Connection::open(path).map_err(|e| StateError::Open(display.clone(), e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| StateError::Open(display.clone(), e))?;
+    // The first real read is where SQLite notices a file that is not a
+    // database; it is reported, and the file is left exactly as it was.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| classify_open_error(&display, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StateError::Corrupt(
+            display,
+            format!("could not enable WAL (got {mode})"),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| StateError::Open(display.clone(), e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| StateError::Open(display.clone(), e))?;
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify_open_error(&display, e))?;
+    if found > schema::CURRENT_VERSION {
+        return Err(StateError::TooNew(display, found, schema::CURRENT_VERSION));
+    }
+    if found > 0 {
+        let ok: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| classify_open_error(&display, e))?;
+        if ok != "ok" {
+            return Err(StateError::Corrupt(display, ok));
+        }
+    }
+    schema::migrate(&mut conn).map_err(|e| classify_open_error(&display, e))?;
+    init_meta(&conn).map_err(|e| StateError::Sql(display.clone(), e))?;
+    Ok(conn)
+}
+
+fn classify_open_error(path: &str, e: rusqlite::Error) -> StateError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            rusqlite::ErrorCode::NotADatabase => {
+                StateError::Corrupt(path.to_owned(), "the file is not a SQLite database".into())
+            }
+            rusqlite::ErrorCode::DatabaseCorrupt => {
+                StateError::Corrupt(path.to_owned(), "the database is corrupt".into())
+            }
+            rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::PermissionDenied => {
+                StateError::ReadOnly(path.to_owned(), e.to_string())
+            }
+            _ => StateError::Sql(path.to_owned(), e),
+        },
+        _ => StateError::Sql(path.to_owned(), e),
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
+}
+
+fn init_meta(conn: &Connection) -> rusqlite::Result<()> {
+    let seed: u64 = rand::random();
+    conn.execute(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('fp_seed', ?1), ('state_version', '0')",
+        params![seed.to_string()],
+    )?;
+    Ok(())
+}
+
+pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+pub fn version(conn: &Connection) -> rusqlite::Result<u64> {
+    Ok(get_meta(conn, "state_version")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+fn bump_version(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'state_version'",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Read the whole state into memory for planning.
+pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
+    let mut snap = Snapshot {
+        version: version(conn)?,
+        fp_seed: get_meta(conn, "fp_seed")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        ..Snapshot::default()
+    };
+    let mut st = conn.prepare("SELECT employer_ref, kota_id, fp, noyo_group_id FROM employers")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            EmployerSnap {
+                kota_id: r.get(1)?,
+                fp: Sections::from_blob(&r.get::<_, Vec<u8>>(2)?),
+                noyo_group_id: r.get(3)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (k, v) = row?;
+        if let Ok(k) = EmployerRef::parse(&k) {
+            snap.employers.insert(k, v);
+        }
+    }
+    for (table, id_col) in [("kota_groups", "kota_id"), ("ic_groups", "ic_id")] {
+        let mut st = conn.prepare(&format!("SELECT employer_ref, name, {id_col} FROM {table}"))?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let map = if table == "kota_groups" {
+            &mut snap.kota_groups
+        } else {
+            &mut snap.ic_groups
+        };
+        for row in rows {
+            let (e, n, id) = row?;
+            if let (Ok(e), Ok(n)) = (EmployerRef::parse(&e), GroupName::parse(&n)) {
+                map.insert((e, n), id);
+            }
+        }
+    }
+    let mut st = conn.prepare(
+        "SELECT employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status FROM connections",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            ConnectionSnap {
+                noyo_id: r.get(2)?,
+                noyo_group_id: r.get(3)?,
+                fp: Sections::from_blob(&r.get::<_, Vec<u8>>(4)?),
+                status: r.get(5)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (e, c, v) = row?;
+        if let (Ok(e), Ok(c)) = (EmployerRef::parse(&e), CarrierId::parse(&c)) {
+            snap.connections.insert((e, c), v);
+        }
+    }
+    let mut memberships: HashMap<String, Vec<(GroupName, MembershipState)>> = HashMap::new();
+    let mut st =
+        conn.prepare("SELECT employee_ref, group_name, status, reasons FROM memberships")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (e, g, status, reasons) = row?;
+        let Ok(g) = GroupName::parse(&g) else {
+            continue;
+        };
+        let state = if status == "added" {
+            MembershipState::Added
+        } else {
+            MembershipState::Ineligible(reasons.unwrap_or_default())
+        };
+        memberships.entry(e).or_default().push((g, state));
+    }
+    let mut st =
+        conn.prepare("SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+            r.get::<_, bool>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (e, er, id, fp, off) = row?;
+        let (Ok(key), Ok(er)) = (EmployeeRef::parse(&e), EmployerRef::parse(&er)) else {
+            continue;
+        };
+        let mut ms = memberships.remove(&e).unwrap_or_default();
+        ms.sort_by(|a, b| a.0.cmp(&b.0));
+        snap.employees.insert(
+            key,
+            EmployeeSnap {
+                employer_ref: er,
+                kota_id: id,
+                fp: Sections::from_blob(&fp),
+                offboarded: off,
+                memberships: ms,
+            },
+        );
+    }
+    Ok(snap)
+}
+
+/// Ops whose last attempt may have reached the server unseen.
+pub fn uncertain_ops(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
+    let mut st =
+        conn.prepare("SELECT op_key FROM journal WHERE status IN ('in_flight', 'unknown')")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// Record an operation before its first request is sent.
+pub fn journal_begin(
+    tx: &Transaction,
+    op_key: &str,
+    kind: &str,
+    idem_key: &str,
+    fp: &str,
+    run_id: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO journal(op_key, kind, idem_key, fp, status, attempts, run_id, first_sent, updated, error)
+         VALUES (?1, ?2, ?3, ?4, 'in_flight', 1, ?5, ?6, ?6, NULL)
+         ON CONFLICT(op_key) DO UPDATE SET
+            kind = excluded.kind, idem_key = excluded.idem_key, fp = excluded.fp,
+            status = 'in_flight', attempts = journal.attempts + 1, run_id = excluded.run_id,
+            first_sent = CASE WHEN journal.status IN ('in_flight','unknown') AND journal.idem_key = excluded.idem_key
+                              THEN journal.first_sent ELSE excluded.first_sent END,
+            updated = excluded.updated, error = NULL",
+        params![op_key, kind, idem_key, fp, run_id, now],
+    )?;
+    Ok(())
+}
+
+/// Record an operation's outcome and, when it succeeded, its effect, in the
+/// caller's transaction.
+pub fn journal_finish(
+    tx: &Transaction,
+    op_key: &str,
+    kind: &str,
+    status: JournalStatus,
+    effect: Option<&Effect>,
+    error: Option<&str>,
+    run_id: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO journal(op_key, kind, idem_key, fp, status, attempts, run_id, first_sent, updated, error)
+         VALUES (?1, ?2, '', '', ?3, 0, ?4, ?5, ?5, ?6)
+         ON CONFLICT(op_key) DO UPDATE SET status = excluded.status, run_id = excluded.run_id,
+            updated = excluded.updated, error = excluded.error",
+        params![op_key, kind, status.as_str(), run_id, now, error],
+    )?;
+    if let Some(effect) = effect {
+        apply_effect(tx, effect)?;
+        bump_version(tx)?;
+    }
+    Ok(())
+}
+
+fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
+    match effect {
+        Effect::Employer {
+            employer_ref,
+            kota_id,
+            fp,
+        } => {
+            tx.execute(
+                "INSERT INTO employers(employer_ref, kota_id, fp) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(employer_ref) DO UPDATE SET kota_id = excluded.kota_id, fp = excluded.fp",
+                params![employer_ref.as_str(), kota_id, fp.to_blob()],
+            )?;
+        }
+        Effect::KotaGroup {
+            employer_ref,
+            name,
+            kota_id,
+        } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO kota_groups(employer_ref, name, kota_id) VALUES (?1, ?2, ?3)",
+                params![employer_ref.as_str(), name.as_str(), kota_id],
+            )?;
+        }
+        Effect::IcGroup {
+            employer_ref,
+            name,
+            ic_id,
+        } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO ic_groups(employer_ref, name, ic_id) VALUES (?1, ?2, ?3)",
+                params![employer_ref.as_str(), name.as_str(), ic_id],
+            )?;
+        }
+        Effect::Connection {
+            employer_ref,
+            carrier_id,
+            noyo_id,
+            noyo_group_id,
+            fp,
+            status,
+        } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO connections(employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![employer_ref.as_str(), carrier_id.to_string(), noyo_id, noyo_group_id, fp.to_blob(), status],
+            )?;
+            // The employer's Noyo group is the one its first connection made.
+            tx.execute(
+                "INSERT INTO employers(employer_ref, kota_id, fp, noyo_group_id) VALUES (?1, NULL, x'', ?2)
+                 ON CONFLICT(employer_ref) DO UPDATE SET noyo_group_id = COALESCE(employers.noyo_group_id, excluded.noyo_group_id)",
+                params![employer_ref.as_str(), noyo_group_id],
+            )?;
+        }
+        Effect::ConnectionStatus {
+            employer_ref,
+            carrier_id,
+            status,
+        } => {
+            tx.execute(
+                "UPDATE connections SET status = ?3 WHERE employer_ref = ?1 AND carrier_id = ?2",
+                params![employer_ref.as_str(), carrier_id.to_string(), status],
+            )?;
+        }
+        Effect::Employee {
+            employee_ref,
+            employer_ref,
+            kota_id,
+            fp,
+        } => {
+            tx.execute(
+                "INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(employee_ref) DO UPDATE SET employer_ref = excluded.employer_ref,
+                    kota_id = excluded.kota_id, fp = excluded.fp",
+                params![employee_ref.as_str(), employer_ref.as_str(), kota_id, fp.to_blob()],
+            )?;
+        }
+        Effect::EmployeeOffboarded { employee_ref } => {
+            tx.execute(
+                "UPDATE employees SET offboarded = 1 WHERE employee_ref = ?1",
+                params![employee_ref.as_str()],
+            )?;
+        }
+        Effect::Membership {
+            employee_ref,
+            group,
+            ineligible,
+        } => {
+            let status = if ineligible.is_some() {
+                "ineligible"
+            } else {
+                "added"
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO memberships(employee_ref, group_name, status, reasons) VALUES (?1, ?2, ?3, ?4)",
+                params![employee_ref.as_str(), group.as_str(), status, ineligible],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Who holds the run lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockHolder {
+    pub run_id: i64,
+    pub pid: u32,
+    pub host: String,
+    pub started: String,
+}
+
+pub fn lock_holder(conn: &Connection) -> rusqlite::Result<Option<LockHolder>> {
+    conn.query_row(
+        "SELECT run_id, pid, host, started FROM run_lock WHERE id = 1",
+        [],
+        |r| {
+            Ok(LockHolder {
+                run_id: r.get(0)?,
+                pid: r.get(1)?,
+                host: r.get(2)?,
+                started: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Take the run lock and open a run, or name the holder.
+pub fn acquire_lock(
+    conn: &mut Connection,
+    command: &str,
+    pid: u32,
+    host: &str,
+    now: &str,
+) -> rusqlite::Result<Result<i64, LockHolder>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(holder) = lock_holder(&tx)? {
+        return Ok(Err(holder));
+    }
+    tx.execute(
+        "INSERT INTO runs(command, started, pid, host) VALUES (?1, ?2, ?3, ?4)",
+        params![command, now, pid, host],
+    )?;
+    let run_id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO run_lock(id, run_id, pid, host, started) VALUES (1, ?1, ?2, ?3, ?4)",
+        params![run_id, pid, host, now],
+    )?;
+    tx.commit()?;
+    Ok(Ok(run_id))
+}
+
+/// Close a run and release its lock.
+pub fn release_lock(
+    conn: &mut Connection,
+    run_id: i64,
+    outcome: &str,
+    summary: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "UPDATE runs SET finished = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
+        params![run_id, now, outcome, summary],
+    )?;
+    tx.execute("DELETE FROM run_lock WHERE run_id = ?1", [run_id])?;
+    tx.commit()
+}
+
+/// Remove a lock left by a run that died; marks its run as abandoned.
+pub fn break_lock(conn: &mut Connection, now: &str) -> rusqlite::Result<Option<LockHolder>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let holder = lock_holder(&tx)?;
+    if let Some(h) = &holder {
+        tx.execute(
+            "UPDATE runs SET finished = ?2, outcome = 'abandoned' WHERE id = ?1 AND finished IS NULL",
+            params![h.run_id, now],
+        )?;
+        tx.execute("DELETE FROM run_lock", [])?;
+    }
+    tx.commit()?;
+    Ok(holder)
+}
+
+/// One past run, for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub command: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub outcome: Option<String>,
+    pub summary: Option<serde_json::Value>,
+}
+
+pub fn recent_runs(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<RunRow>> {
+    let mut st = conn.prepare(
+        "SELECT id, command, started, finished, outcome, summary FROM runs ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = st.query_map([limit], |r| {
+        Ok(RunRow {
+            id: r.get(0)?,
+            command: r.get(1)?,
+            started: r.get(2)?,
+            finished: r.get(3)?,
+            outcome: r.get(4)?,
+            summary: r
+                .get::<_, Option<String>>(5)?
+                .and_then(|s| serde_json::from_str(&s).ok()),
+        })
+    })?;
+    rows.collect()
+}
+
+/// A journal row that is not done, for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JournalRow {
+    pub op_key: String,
+    pub status: String,
+    pub attempts: i64,
+    pub updated: String,
+    pub error: Option<String>,
+}
+
+pub fn open_journal(conn: &Connection) -> rusqlite::Result<Vec<JournalRow>> {
+    let mut st = conn.prepare(
+        "SELECT op_key, status, attempts, updated, error FROM journal
+         WHERE status <> 'done' ORDER BY status, op_key",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(JournalRow {
+            op_key: r.get(0)?,
+            status: r.get(1)?,
+            attempts: r.get(2)?,
+            updated: r.get(3)?,
+            error: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Journal counts by status.
+pub fn journal_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st =
+        conn.prepare("SELECT status, COUNT(*) FROM journal GROUP BY status ORDER BY status")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}

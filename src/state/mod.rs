@@ -1,0 +1,345 @@
+//! The state database: what benefits-sync remembers having synced.
+//!
+//! One thread owns the SQLite connection (the *store thread*); everything
+//! else talks to it through a [`Store`] handle. Writes that arrive together
+//! are committed in one transaction (group commit), so journaling every
+//! operation twice costs a few commits per batch, not two fsyncs per call.
+
+pub mod db;
+pub mod effect;
+pub mod schema;
+pub mod snapshot;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, Transaction};
+use tokio::sync::oneshot;
+
+pub use effect::{Effect, JournalStatus};
+pub use snapshot::{
+    ConnectionSnap, EmployeeSnap, EmployerSnap, MembershipState, Sections, Snapshot,
+};
+
+/// What can go wrong with the state database. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {0} is a directory; --state takes a file path")]
+    NotAFile(String),
+    #[error("cannot create state database {0}: {1} (check the directory exists and is writable)")]
+    Io(String, #[source] std::io::Error),
+    #[error("cannot open state database {0}: {1}")]
+    Open(String, #[source] rusqlite::Error),
+    #[error("state database {0} is not usable: {1}. It was left untouched; restore it from a backup or point --state at another file")]
+    Corrupt(String, String),
+    #[error("state database {0} is read-only or its directory is not writable ({1}); benefits-sync needs to write its journal there")]
+    ReadOnly(String, String),
+    #[error("state database {0} has schema version {1}, newer than this build's {2}; upgrade benefits-sync")]
+    TooNew(String, u32, u32),
+    #[error("state database {0}: {1}")]
+    Sql(String, #[source] rusqlite::Error),
+    #[error("the store thread has stopped")]
+    Stopped,
+}
+
+type ExecFn = Box<dyn FnOnce(&mut Connection) + Send>;
+type WriteFn = Box<dyn FnOnce(&Transaction) -> rusqlite::Result<()> + Send>;
+
+/// A request to the store thread.
+enum Command {
+    /// Runs alone, with the connection to itself.
+    Exec(ExecFn),
+    /// Joins whatever other writes are queued in one transaction; `ack`
+    /// hears once that transaction is committed (or has failed).
+    Write {
+        apply: WriteFn,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Handle to the store thread. Cheap to clone; the thread ends once every
+/// handle is dropped and the queued commands are done, and [`Store::close`]
+/// waits for that.
+#[derive(Clone)]
+pub struct Store {
+    /// The only way to the connection. Dropping the last sender is the
+    /// thread's shutdown signal.
+    tx: mpsc::Sender<Command>,
+    /// The thread, joined by `close` so the last commit is on disk before the
+    /// process exits.
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The file, for messages.
+    path: Arc<PathBuf>,
+}
+
+/// How many queued writes may share one transaction.
+const MAX_BATCH: usize = 1024;
+
+impl Store {
+    /// Open (create, migrate) the database at `path` on a new store thread.
+    pub fn open(path: &Path) -> Result<Store, StateError> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let owned = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || match db::open(&owned) {
+                Ok(conn) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(conn, rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| StateError::Io(path.display().to_string(), e))?;
+        ready_rx.recv().map_err(|_| StateError::Stopped)??;
+        Ok(Store {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+            path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> oneshot::Receiver<Result<T, StateError>> {
+        let (ack, rx) = oneshot::channel();
+        let path = self.path.display().to_string();
+        let cmd = Command::Exec(Box::new(move |conn| {
+            let _ = ack.send(f(conn).map_err(|e| StateError::Sql(path, e)));
+        }));
+        // A send error drops `ack`, which the receiver sees as Stopped.
+        let _ = self.tx.send(cmd);
+        rx
+    }
+
+    /// Run `f` on the store thread and wait (from synchronous code).
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        self.submit(f)
+            .blocking_recv()
+            .map_err(|_| StateError::Stopped)?
+    }
+
+    /// Run `f` on the store thread and wait (from async code).
+    pub async fn call_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        self.submit(f).await.map_err(|_| StateError::Stopped)?
+    }
+
+    /// Queue a write to be committed with whatever else is queued; resolves
+    /// once it is durable in the WAL.
+    pub async fn write(
+        &self,
+        f: impl FnOnce(&Transaction) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StateError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Write {
+                apply: Box::new(f),
+                ack,
+            })
+            .map_err(|_| StateError::Stopped)?;
+        let path = self.path.display().to_string();
+        rx.await
+            .map_err(|_| StateError::Stopped)?
+            .map_err(|e| StateError::Corrupt(path, e))
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, StateError> {
+        self.call(|c| db::load_snapshot(c))
+    }
+
+    pub async fn uncertain_ops(&self) -> Result<HashSet<String>, StateError> {
+        self.call_async(|c| db::uncertain_ops(c)).await
+    }
+
+    /// Wait for the store thread to finish everything queued. Other clones
+    /// must be dropped first, or this waits for them.
+    pub fn close(self) {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        drop(self.tx);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The store thread's loop: one command at a time, consecutive writes
+/// batched into one transaction.
+fn run(mut conn: Connection, rx: mpsc::Receiver<Command>) {
+    let mut next = rx.recv().ok();
+    while let Some(cmd) = next.take() {
+        match cmd {
+            Command::Exec(f) => f(&mut conn),
+            Command::Write { apply, ack } => {
+                let mut batch = vec![(apply, ack)];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(Command::Write { apply, ack }) => batch.push((apply, ack)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let mut acks = Vec::with_capacity(batch.len());
+                let result = (|| {
+                    let tx = conn.transaction()?;
+                    for (apply, ack) in batch {
+                        acks.push(ack);
+                        apply(&tx)?;
+                    }
+                    tx.commit()
+                })();
+                let result = result.map_err(|e| e.to_string());
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        }
+        if next.is_none() {
+            next = rx.recv().ok();
+        }
+    }
+    // Fold the WAL back so the file is whole for backups and readers.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EmployeeRef, EmployerRef, GroupName};
+
+    fn now() -> String {
+        "2026-01-01T00:00:00Z".into()
+    }
+
+    #[tokio::test]
+    async fn journal_and_effect_commit_together_and_bump_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let v0 = store.call_async(|c| db::version(c)).await.unwrap();
+        store
+            .write(|tx| db::journal_begin(tx, "k1", "employee.create", "idem", "fp", 1, &now()))
+            .await
+            .unwrap();
+        assert!(store.uncertain_ops().await.unwrap().contains("k1"));
+        let effect = Effect::Employee {
+            employee_ref: EmployeeRef::parse("E1").unwrap(),
+            employer_ref: EmployerRef::parse("ER1").unwrap(),
+            kota_id: "ee_1".into(),
+            fp: Sections(vec![1, 2, 3].into()),
+        };
+        store
+            .write(move |tx| {
+                db::journal_finish(
+                    tx,
+                    "k1",
+                    "employee.create",
+                    JournalStatus::Done,
+                    Some(&effect),
+                    None,
+                    1,
+                    &now(),
+                )
+            })
+            .await
+            .unwrap();
+        let m = Effect::Membership {
+            employee_ref: EmployeeRef::parse("E1").unwrap(),
+            group: GroupName::parse("Health").unwrap(),
+            ineligible: None,
+        };
+        store
+            .write(move |tx| {
+                db::journal_finish(
+                    tx,
+                    "k2",
+                    "membership.add",
+                    JournalStatus::Done,
+                    Some(&m),
+                    None,
+                    1,
+                    &now(),
+                )
+            })
+            .await
+            .unwrap();
+        let snap = tokio::task::spawn_blocking({
+            let s = store.clone();
+            move || s.snapshot()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(snap.version, v0 + 2);
+        let e = &snap.employees[&EmployeeRef::parse("E1").unwrap()];
+        assert_eq!(e.kota_id, "ee_1");
+        assert_eq!(e.fp, Sections(vec![1, 2, 3].into()));
+        assert_eq!(
+            e.membership(&GroupName::parse("Health").unwrap()),
+            Some(&MembershipState::Added)
+        );
+        assert!(store.uncertain_ops().await.unwrap().is_empty());
+        store.close();
+    }
+
+    #[test]
+    fn lock_names_its_holder_and_can_be_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let first = store
+            .call(|c| db::acquire_lock(c, "apply", 111, "hostA", "t0"))
+            .unwrap();
+        assert!(first.is_ok());
+        let second = store
+            .call(|c| db::acquire_lock(c, "apply", 222, "hostB", "t1"))
+            .unwrap();
+        let holder = second.unwrap_err();
+        assert_eq!((holder.pid, holder.host.as_str()), (111, "hostA"));
+        let broken = store.call(|c| db::break_lock(c, "t2")).unwrap().unwrap();
+        assert_eq!(broken.pid, 111);
+        assert!(store
+            .call(|c| db::acquire_lock(c, "apply", 333, "h", "t3"))
+            .unwrap()
+            .is_ok());
+        store.close();
+    }
+
+    #[test]
+    fn non_sqlite_file_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("junk.db");
+        let junk = b"this is not a database, it is a shopping list\n".repeat(200);
+        std::fs::write(&p, &junk).unwrap();
+        let err = Store::open(&p).err().expect("must refuse");
+        assert!(matches!(err, StateError::Corrupt(..)), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), junk);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_state_file_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        Store::open(&p).unwrap().close();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

@@ -1,0 +1,113 @@
+//! The state database schema and its migrations.
+//!
+//! `PRAGMA user_version` holds the schema version. Each migration is a batch
+//! of SQL that moves the schema from version N to N+1; opening a database
+//! runs the missing ones in one transaction, so a database from an older
+//! release is upgraded in place and a crash mid-migration leaves the old
+//! version intact.
+//!
+//! No table holds personal data: natural keys (payroll refs), group names,
+//! carrier ids, remote ids, salted content fingerprints, statuses and error
+//! codes only.
+
+use rusqlite::Connection;
+
+/// The migrations, in order. Index `i` moves the schema from `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE employers (
+        employer_ref TEXT PRIMARY KEY,
+        kota_id      TEXT,
+        fp           BLOB NOT NULL,
+        noyo_group_id TEXT
+    ) STRICT;
+    CREATE TABLE kota_groups (
+        employer_ref TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        kota_id      TEXT NOT NULL,
+        PRIMARY KEY (employer_ref, name)
+    ) STRICT;
+    CREATE TABLE ic_groups (
+        employer_ref TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        ic_id        TEXT NOT NULL,
+        PRIMARY KEY (employer_ref, name)
+    ) STRICT;
+    CREATE TABLE connections (
+        employer_ref  TEXT NOT NULL,
+        carrier_id    TEXT NOT NULL,
+        noyo_id       TEXT NOT NULL,
+        noyo_group_id TEXT NOT NULL,
+        fp            BLOB NOT NULL,
+        status        TEXT NOT NULL,
+        PRIMARY KEY (employer_ref, carrier_id)
+    ) STRICT;
+    CREATE TABLE employees (
+        employee_ref TEXT PRIMARY KEY,
+        employer_ref TEXT NOT NULL,
+        kota_id      TEXT NOT NULL,
+        fp           BLOB NOT NULL,
+        offboarded   INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE memberships (
+        employee_ref TEXT NOT NULL,
+        group_name   TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        reasons      TEXT,
+        PRIMARY KEY (employee_ref, group_name)
+    ) STRICT;
+    CREATE TABLE journal (
+        op_key      TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        idem_key    TEXT NOT NULL,
+        fp          TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        run_id      INTEGER NOT NULL,
+        first_sent  TEXT NOT NULL,
+        updated     TEXT NOT NULL,
+        error       TEXT
+    ) STRICT;
+    CREATE INDEX journal_status ON journal(status);
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        command     TEXT NOT NULL,
+        started     TEXT NOT NULL,
+        finished    TEXT,
+        pid         INTEGER NOT NULL,
+        host        TEXT NOT NULL,
+        outcome     TEXT,
+        summary     TEXT
+    ) STRICT;
+    CREATE TABLE run_lock (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        run_id   INTEGER NOT NULL,
+        pid      INTEGER NOT NULL,
+        host     TEXT NOT NULL,
+        started  TEXT NOT NULL
+    ) STRICT;
+    ",
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Bring `conn` up to [`CURRENT_VERSION`]. Returns the version found before.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found >= CURRENT_VERSION {
+        return Ok(found);
+    }
+    let tx = conn.transaction()?;
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", CURRENT_VERSION)?;
+    tx.commit()?;
+    Ok(found)
+}

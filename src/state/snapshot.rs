@@ -1,0 +1,102 @@
+//! What the planner knows of the remote world: an in-memory copy of the
+//! state tables, read once at the start of a command.
+
+use std::collections::HashMap;
+
+use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
+
+/// Content fingerprints, one 64-bit salted hash per section of an object
+/// (e.g. an employee's address, contact, metadata). Sections let an update
+/// name what changed and send only that, without the state holding any of
+/// the values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Sections(pub Box<[u64]>);
+
+impl Sections {
+    pub fn to_blob(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|h| h.to_le_bytes()).collect()
+    }
+    pub fn from_blob(b: &[u8]) -> Sections {
+        Sections(
+            b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                .collect(),
+        )
+    }
+    /// One hash of all sections: the fingerprint an operation carries.
+    pub fn combined(&self) -> String {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for s in self.0.iter() {
+            h.update(&s.to_le_bytes());
+        }
+        format!("{:016x}", h.digest())
+    }
+}
+
+/// An employer as last synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmployerSnap {
+    /// Kota's `er_` id, once created.
+    pub kota_id: Option<String>,
+    pub fp: Sections,
+    /// The Noyo group created with the employer's first connection.
+    pub noyo_group_id: Option<String>,
+}
+
+/// A Noyo connection as last synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSnap {
+    pub noyo_id: String,
+    pub noyo_group_id: String,
+    pub fp: Sections,
+    /// The last status seen, e.g. `completed`, `unable_to_connect`.
+    pub status: String,
+}
+
+/// How an employee's membership of a group stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipState {
+    /// Kota holds the membership.
+    Added,
+    /// The eligibility pre-check said no; the codes of its reasons. Checked
+    /// again on every run until it passes.
+    Ineligible(String),
+}
+
+/// An employee as last synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmployeeSnap {
+    pub employer_ref: EmployerRef,
+    /// Kota's `ee_` id.
+    pub kota_id: String,
+    pub fp: Sections,
+    pub offboarded: bool,
+    /// Sorted by group name.
+    pub memberships: Vec<(GroupName, MembershipState)>,
+}
+
+impl EmployeeSnap {
+    pub fn membership(&self, g: &GroupName) -> Option<&MembershipState> {
+        self.memberships
+            .binary_search_by(|(n, _)| n.cmp(g))
+            .ok()
+            .map(|i| &self.memberships[i].1)
+    }
+}
+
+/// The whole state, as the planner sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Bumped by every applied change; a saved plan names it.
+    pub version: u64,
+    /// Seed of the fingerprint hash, random per state database, so that a
+    /// fingerprint cannot be matched against a table of known values.
+    pub fp_seed: u64,
+    pub employers: HashMap<EmployerRef, EmployerSnap>,
+    /// Kota group ids by employer and name.
+    pub kota_groups: HashMap<(EmployerRef, GroupName), String>,
+    /// Invisible Collector group ids by employer and name.
+    pub ic_groups: HashMap<(EmployerRef, GroupName), String>,
+    pub connections: HashMap<(EmployerRef, CarrierId), ConnectionSnap>,
+    pub employees: HashMap<EmployeeRef, EmployeeSnap>,
+}

@@ -4,5 +4,7 @@
 
 pub mod input;
 pub mod model;
+pub mod plan;
+pub mod remote;
 pub mod sandbox;
 pub mod state;

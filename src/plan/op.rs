@@ -1,0 +1,205 @@
+//! Operations: the remote writes a plan is made of.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
+use crate::state::Sections;
+
+/// A remote system benefits-sync writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Kota,
+    Noyo,
+    Ic,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::Kota, Target::Noyo, Target::Ic];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Kota => "kota",
+            Target::Noyo => "noyo",
+            Target::Ic => "ic",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Target> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "kota" => Some(Target::Kota),
+            "noyo" => Some(Target::Noyo),
+            "ic" | "invisible_collector" | "invisiblecollector" => Some(Target::Ic),
+            _ => None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Kota => "Kota",
+            Target::Noyo => "Noyo",
+            Target::Ic => "Invisible Collector",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an operation does. The order of the variants is the order reports
+/// list them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpKind {
+    #[serde(rename = "employer.create")]
+    EmployerCreate,
+    #[serde(rename = "employer.update")]
+    EmployerUpdate,
+    #[serde(rename = "group.create")]
+    GroupCreate,
+    #[serde(rename = "ic_group.create")]
+    IcGroupCreate,
+    #[serde(rename = "connection.create")]
+    ConnectionCreate,
+    #[serde(rename = "connection.retry")]
+    ConnectionRetry,
+    #[serde(rename = "employee.create")]
+    EmployeeCreate,
+    #[serde(rename = "employee.update")]
+    EmployeeUpdate,
+    #[serde(rename = "employee.offboard")]
+    EmployeeOffboard,
+    #[serde(rename = "membership.add")]
+    MembershipAdd,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 10] = [
+        OpKind::EmployerCreate,
+        OpKind::EmployerUpdate,
+        OpKind::GroupCreate,
+        OpKind::IcGroupCreate,
+        OpKind::ConnectionCreate,
+        OpKind::ConnectionRetry,
+        OpKind::EmployeeCreate,
+        OpKind::EmployeeUpdate,
+        OpKind::EmployeeOffboard,
+        OpKind::MembershipAdd,
+    ];
+    pub fn code(self) -> &'static str {
+        match self {
+            OpKind::EmployerCreate => "employer.create",
+            OpKind::EmployerUpdate => "employer.update",
+            OpKind::GroupCreate => "group.create",
+            OpKind::IcGroupCreate => "ic_group.create",
+            OpKind::ConnectionCreate => "connection.create",
+            OpKind::ConnectionRetry => "connection.retry",
+            OpKind::EmployeeCreate => "employee.create",
+            OpKind::EmployeeUpdate => "employee.update",
+            OpKind::EmployeeOffboard => "employee.offboard",
+            OpKind::MembershipAdd => "membership.add",
+        }
+    }
+    pub fn target(self) -> Target {
+        match self {
+            OpKind::IcGroupCreate => Target::Ic,
+            OpKind::ConnectionCreate | OpKind::ConnectionRetry => Target::Noyo,
+            _ => Target::Kota,
+        }
+    }
+    /// Creates that the vendor cannot deduplicate with an idempotency key:
+    /// after an uncertain attempt they look the object up before creating.
+    pub fn is_create(self) -> bool {
+        matches!(
+            self,
+            OpKind::EmployerCreate
+                | OpKind::GroupCreate
+                | OpKind::IcGroupCreate
+                | OpKind::ConnectionCreate
+                | OpKind::EmployeeCreate
+                | OpKind::MembershipAdd
+        )
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// What an operation is about, by natural keys only (no personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    Employer(EmployerRef),
+    Group(EmployerRef, GroupName),
+    Connection(EmployerRef, CarrierId),
+    Employee(EmployerRef, EmployeeRef),
+    Membership(EmployerRef, EmployeeRef, GroupName),
+}
+
+impl Subject {
+    pub fn employer(&self) -> &EmployerRef {
+        match self {
+            Subject::Employer(e)
+            | Subject::Group(e, _)
+            | Subject::Connection(e, _)
+            | Subject::Employee(e, _)
+            | Subject::Membership(e, _, _) => e,
+        }
+    }
+    pub fn employee(&self) -> Option<&EmployeeRef> {
+        match self {
+            Subject::Employee(_, e) | Subject::Membership(_, e, _) => Some(e),
+            _ => None,
+        }
+    }
+    pub fn group(&self) -> Option<&GroupName> {
+        match self {
+            Subject::Group(_, g) | Subject::Membership(_, _, g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    /// The stable text form used in operation keys: employee-level subjects
+    /// are named by employee ref (unique across employers).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Employer(e) => write!(f, "{e}"),
+            Subject::Group(e, g) => write!(f, "{e}|{g}"),
+            Subject::Connection(e, c) => write!(f, "{e}|{c}"),
+            Subject::Employee(_, e) => write!(f, "{e}"),
+            Subject::Membership(_, e, g) => write!(f, "{e}|{g}"),
+        }
+    }
+}
+
+/// One remote write, with the operations it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub kind: OpKind,
+    pub subject: Subject,
+    /// Fingerprint sections the state records once this succeeds.
+    pub fp: Sections,
+    /// For updates: the sections that changed and are sent.
+    pub changes: Vec<&'static str>,
+    /// Indices (into the plan's operations) of the operations this one needs
+    /// done first: the employer before its groups and employees, the group
+    /// and the employee before the membership.
+    pub deps: Vec<u32>,
+    /// Why, in a few words, when the kind alone does not say it.
+    pub note: Option<String>,
+}
+
+impl Operation {
+    /// The operation's stable key, e.g. `employee.create:E1001`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind, self.subject)
+    }
+    pub fn target(&self) -> Target {
+        self.kind.target()
+    }
+}

@@ -1,0 +1,597 @@
+//! The diff: desired objects (from the exports) against remembered ones
+//! (the state snapshot), giving operations and findings.
+//!
+//! Planning is a pure function of the validated exports, the snapshot and
+//! the [`PlanContext`]: no clock, no network, no randomness. Employer-level
+//! operations come first, sorted by employer ref; employee-level operations
+//! follow in the order of the employees file; operations derived from the
+//! state alone (missing employees) come last, sorted. So the same inputs give
+//! the same plan, byte for byte.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::fingerprint::{
+    self, EMPLOYEE_FIXED, EMPLOYEE_SECTIONS, EMPLOYER_COUNTRY, EMPLOYER_SECTIONS,
+};
+use super::op::{OpKind, Operation, Subject};
+use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
+use crate::state::{MembershipState, Sections, Snapshot};
+
+/// The inputs of planning besides the exports and the state.
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    /// The day the plan is for: leavers with an `end_on` before it who were
+    /// never synced are not created, and missing employees are offboarded on it.
+    pub today: NaiveDate,
+    /// Offboard employees that are in the state but missing from the export.
+    pub offboard_missing: bool,
+}
+
+/// Something the plan did not turn into an operation but a person should
+/// know about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// Natural key(s) it is about, e.g. `E1001` or `ACME|Health`.
+    pub subject: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// In the state, absent from the export, not offboarded.
+    MissingFromExport,
+    /// `--offboard-missing` refused by a guard.
+    OffboardRefused,
+    /// A value changed that the vendor cannot change by update.
+    ImmutableChange,
+    /// A Noyo connection's details changed after it was created.
+    ConnectionChanged,
+    /// A group left the employers export; Kota and IC groups are kept.
+    GroupRemoved,
+    /// An employee left a group in payroll; Kota has no removal to call.
+    MembershipRemoved,
+    /// An employer left the employers export; it is not offboarded.
+    EmployerMissing,
+    /// A leaver whose leaving date passed before they were ever synced.
+    LeftBeforeSync,
+    /// Offboarded in Kota, but the export shows no leaving date.
+    OffboardedButPresent,
+}
+
+impl FindingKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            FindingKind::MissingFromExport => "missing_from_export",
+            FindingKind::OffboardRefused => "offboard_refused",
+            FindingKind::ImmutableChange => "immutable_change",
+            FindingKind::ConnectionChanged => "connection_changed",
+            FindingKind::GroupRemoved => "group_removed",
+            FindingKind::MembershipRemoved => "membership_removed",
+            FindingKind::EmployerMissing => "employer_missing",
+            FindingKind::LeftBeforeSync => "left_before_sync",
+            FindingKind::OffboardedButPresent => "offboarded_but_present",
+        }
+    }
+}
+
+/// What planning produces besides what input validation already said.
+#[derive(Debug, Default)]
+pub struct PlanBody {
+    pub operations: Vec<Operation>,
+    pub findings: Vec<Finding>,
+    /// The employees that operations need the data of (only when asked
+    /// for: `plan` keeps none, so a million-row plan stays small).
+    pub employees: HashMap<EmployeeRef, Employee>,
+}
+
+/// Builds a plan from the employers up front and the employees as they
+/// stream in.
+pub struct Planner<'a> {
+    ctx: PlanContext,
+    snap: &'a Snapshot,
+    employers: &'a [Employer],
+    keep_payloads: bool,
+    body: PlanBody,
+    /// Index of the create operation of each new employer.
+    employer_create: HashMap<&'a EmployerRef, u32>,
+    /// Index of the create operation of each new Kota group.
+    group_create: HashMap<(&'a EmployerRef, &'a GroupName), u32>,
+    /// Index of each employee's create operation, and the range of indices
+    /// of all its operations (to drop them if the ref turns out duplicated).
+    employee_ops: HashMap<EmployeeRef, (Option<u32>, u32, u32)>,
+    /// Every employee ref the export mentions, valid or rejected.
+    seen: HashSet<EmployeeRef>,
+    valid_employees: u64,
+}
+
+fn subject_str(er: &EmployerRef, g: &GroupName) -> String {
+    format!("{er}|{g}")
+}
+
+impl<'a> Planner<'a> {
+    /// Plan the employer-level operations. `employers` must be sorted by
+    /// ref (as `input::read_employers` returns them); `rejected` names the
+    /// employers whose rows were refused (left alone, not "missing").
+    pub fn new(
+        ctx: PlanContext,
+        snap: &'a Snapshot,
+        employers: &'a [Employer],
+        rejected: &BTreeSet<EmployerRef>,
+        keep_payloads: bool,
+    ) -> Planner<'a> {
+        let mut p = Planner {
+            ctx,
+            snap,
+            employers,
+            keep_payloads,
+            body: PlanBody::default(),
+            employer_create: HashMap::new(),
+            group_create: HashMap::new(),
+            employee_ops: HashMap::new(),
+            seen: HashSet::new(),
+            valid_employees: 0,
+        };
+        for e in employers {
+            p.plan_employer(e);
+        }
+        let present: HashSet<&EmployerRef> = employers
+            .iter()
+            .map(|e| &e.employer_ref)
+            .chain(rejected.iter())
+            .collect();
+        let mut missing: Vec<&EmployerRef> = snap
+            .employers
+            .iter()
+            .filter(|(k, v)| v.kota_id.is_some() && !present.contains(k))
+            .map(|(k, _)| k)
+            .collect();
+        missing.sort();
+        for er in missing {
+            p.body.findings.push(Finding {
+                kind: FindingKind::EmployerMissing,
+                subject: er.to_string(),
+                message: "synced before but absent from employers.csv; left as it is (employers are never offboarded automatically)".into(),
+            });
+        }
+        p
+    }
+
+    fn push(&mut self, op: Operation) -> u32 {
+        self.body.operations.push(op);
+        (self.body.operations.len() - 1) as u32
+    }
+
+    fn plan_employer(&mut self, e: &'a Employer) {
+        let seed = self.snap.fp_seed;
+        let er = &e.employer_ref;
+        let fp = fingerprint::employer(seed, e);
+        match self.snap.employers.get(er).filter(|s| s.kota_id.is_some()) {
+            None => {
+                let i = self.push(Operation {
+                    kind: OpKind::EmployerCreate,
+                    subject: Subject::Employer(er.clone()),
+                    fp,
+                    changes: vec![],
+                    deps: vec![],
+                    note: None,
+                });
+                self.employer_create.insert(er, i);
+            }
+            Some(old) => {
+                let mut record = fp.clone();
+                let mut changes = fingerprint::changed(&EMPLOYER_SECTIONS, &old.fp, &fp);
+                if old.fp.0.get(EMPLOYER_COUNTRY) != fp.0.get(EMPLOYER_COUNTRY)
+                    && old.fp.0.len() == fp.0.len()
+                {
+                    // Kota updates addresses without their country: keep the
+                    // old address (and its fingerprint) and say so.
+                    changes.retain(|c| *c != "legal_address");
+                    record.0[2] = old.fp.0[2];
+                    record.0[EMPLOYER_COUNTRY] = old.fp.0[EMPLOYER_COUNTRY];
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::ImmutableChange,
+                        subject: er.to_string(),
+                        message: "the employer's country changed; Kota cannot change an address's country by update, so the address was not updated (contact Kota to move the employer)".into(),
+                    });
+                }
+                if !changes.is_empty() {
+                    self.push(Operation {
+                        kind: OpKind::EmployerUpdate,
+                        subject: Subject::Employer(er.clone()),
+                        fp: record,
+                        changes,
+                        deps: vec![],
+                        note: None,
+                    });
+                }
+            }
+        }
+        let employer_dep: Vec<u32> = self.employer_create.get(er).copied().into_iter().collect();
+        for g in &e.groups {
+            let key = (er.clone(), g.name.clone());
+            if !self.snap.kota_groups.contains_key(&key) {
+                let i = self.push(Operation {
+                    kind: OpKind::GroupCreate,
+                    subject: Subject::Group(er.clone(), g.name.clone()),
+                    fp: Sections::default(),
+                    changes: vec![],
+                    deps: employer_dep.clone(),
+                    note: None,
+                });
+                self.group_create.insert((er, &g.name), i);
+            }
+            if !self.snap.ic_groups.contains_key(&key) {
+                self.push(Operation {
+                    kind: OpKind::IcGroupCreate,
+                    subject: Subject::Group(er.clone(), g.name.clone()),
+                    fp: Sections::default(),
+                    changes: vec![],
+                    deps: vec![],
+                    note: None,
+                });
+            }
+        }
+        let mut removed: Vec<&GroupName> = self
+            .snap
+            .kota_groups
+            .keys()
+            .filter(|(r, n)| r == er && e.group(n).is_none())
+            .map(|(_, n)| n)
+            .collect();
+        removed.sort();
+        for n in removed {
+            self.body.findings.push(Finding {
+                kind: FindingKind::GroupRemoved,
+                subject: subject_str(er, n),
+                message: "group no longer in employers.csv; the Kota and Invisible Collector groups are kept (archive them in Kota if intended)".into(),
+            });
+        }
+        self.plan_connections(e);
+    }
+
+    fn plan_connections(&mut self, e: &'a Employer) {
+        let seed = self.snap.fp_seed;
+        let er = &e.employer_ref;
+        // The employer's Noyo group exists once any connection was made.
+        let mut group_known = self
+            .snap
+            .employers
+            .get(er)
+            .and_then(|s| s.noyo_group_id.as_ref())
+            .is_some();
+        let mut group_creator: Option<u32> = None;
+        for c in &e.connections {
+            let fp = fingerprint::connection(seed, e, c);
+            match self.snap.connections.get(&(er.clone(), c.carrier_id)) {
+                None => {
+                    let deps = group_creator.into_iter().collect();
+                    let note = if group_known || group_creator.is_some() {
+                        "adds a carrier to the employer's Noyo group"
+                    } else {
+                        "creates the employer's Noyo group"
+                    };
+                    let i = self.push(Operation {
+                        kind: OpKind::ConnectionCreate,
+                        subject: Subject::Connection(er.clone(), c.carrier_id),
+                        fp,
+                        changes: vec![],
+                        deps,
+                        note: Some(note.into()),
+                    });
+                    if !group_known && group_creator.is_none() {
+                        group_creator = Some(i);
+                    }
+                }
+                Some(old) => {
+                    group_known = true;
+                    if old.status == "unable_to_connect" {
+                        self.push(Operation {
+                            kind: OpKind::ConnectionRetry,
+                            subject: Subject::Connection(er.clone(), c.carrier_id),
+                            fp,
+                            changes: vec![],
+                            deps: vec![],
+                            note: Some("Noyo reported unable_to_connect".into()),
+                        });
+                    } else if old.fp != fp {
+                        self.body.findings.push(Finding {
+                            kind: FindingKind::ConnectionChanged,
+                            subject: format!("{er}|{}", c.carrier_id),
+                            message: format!(
+                                "connection details changed after it was created (status {}); Noyo has no update for a connection, so nothing is sent unless it becomes unable_to_connect",
+                                old.status
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn employer(&self, r: &EmployerRef) -> Option<&'a Employer> {
+        let employers = self.employers;
+        employers
+            .binary_search_by(|e| e.employer_ref.cmp(r))
+            .ok()
+            .map(|i| &employers[i])
+    }
+
+    /// Note an employee ref that the export has on a rejected row: it is
+    /// not "missing", and nothing is planned for it.
+    pub fn rejected_employee(&mut self, key: &str) {
+        if let Ok(r) = EmployeeRef::parse(key) {
+            self.seen.insert(r);
+        }
+    }
+
+    /// Plan one valid employee (its employer is valid: input checked it).
+    pub fn employee(&mut self, e: Employee) {
+        self.valid_employees += 1;
+        self.seen.insert(e.employee_ref.clone());
+        let Some(employer) = self.employer(&e.employer_ref) else {
+            return;
+        };
+        let first = self.body.operations.len() as u32;
+        let seed = self.snap.fp_seed;
+        let fp = fingerprint::employee(seed, &e);
+        let er = &e.employer_ref;
+        let subject = Subject::Employee(er.clone(), e.employee_ref.clone());
+        let mut create: Option<u32> = None;
+        let mut leaving_or_left = e.end_on.is_some();
+        match self.snap.employees.get(&e.employee_ref) {
+            None => {
+                if let Some(end) = e.end_on.filter(|d| *d < self.ctx.today) {
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::LeftBeforeSync,
+                        subject: e.employee_ref.to_string(),
+                        message: format!("left on {end}, before ever being synced; not created"),
+                    });
+                    return;
+                }
+                let deps = self.employer_create.get(er).copied().into_iter().collect();
+                create = Some(self.push(Operation {
+                    kind: OpKind::EmployeeCreate,
+                    subject: subject.clone(),
+                    fp,
+                    changes: vec![],
+                    deps,
+                    note: None,
+                }));
+            }
+            Some(old) => {
+                if &old.employer_ref != er {
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::ImmutableChange,
+                        subject: e.employee_ref.to_string(),
+                        message: format!(
+                            "moved from employer {} to {er}; Kota cannot move an employee between employers: offboard and re-hire under a new employee_ref",
+                            old.employer_ref
+                        ),
+                    });
+                    return;
+                }
+                leaving_or_left |= old.offboarded;
+                if old.offboarded && e.end_on.is_none() {
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::OffboardedButPresent,
+                        subject: e.employee_ref.to_string(),
+                        message: "offboarded in Kota, but the export has no end_on; cancel the offboarding in Kota if this is a re-hire".into(),
+                    });
+                }
+                let mut record = fp.clone();
+                let mut changes = fingerprint::changed(&EMPLOYEE_SECTIONS, &old.fp, &fp);
+                if old.fp.0.len() == fp.0.len() && old.fp.0[EMPLOYEE_FIXED] != fp.0[EMPLOYEE_FIXED]
+                {
+                    // Date of birth, sex at birth and address country cannot
+                    // be updated in Kota. The address is left as it was when
+                    // the country moved; the finding repeats until resolved.
+                    changes.retain(|c| *c != "home_address");
+                    record.0[3] = old.fp.0[3];
+                    record.0[EMPLOYEE_FIXED] = old.fp.0[EMPLOYEE_FIXED];
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::ImmutableChange,
+                        subject: e.employee_ref.to_string(),
+                        message: "date of birth, sex at birth or home country changed; Kota cannot update these (the home address was left as it was); correct the record in Kota".into(),
+                    });
+                }
+                if !changes.is_empty() && !old.offboarded {
+                    self.push(Operation {
+                        kind: OpKind::EmployeeUpdate,
+                        subject: subject.clone(),
+                        fp: record,
+                        changes,
+                        deps: vec![],
+                        note: None,
+                    });
+                }
+                let mut gone: Vec<&GroupName> = old
+                    .memberships
+                    .iter()
+                    .filter(|(g, s)| {
+                        *s == MembershipState::Added && e.groups.binary_search(g).is_err()
+                    })
+                    .map(|(g, _)| g)
+                    .collect();
+                gone.sort();
+                for g in gone {
+                    self.body.findings.push(Finding {
+                        kind: FindingKind::MembershipRemoved,
+                        subject: format!("{}|{g}", e.employee_ref),
+                        message: "no longer in this group in payroll; Kota has no call to remove a member: end it in Kota".into(),
+                    });
+                }
+            }
+        }
+        if !leaving_or_left {
+            for g in &e.groups {
+                let state = self
+                    .snap
+                    .employees
+                    .get(&e.employee_ref)
+                    .and_then(|s| s.membership(g));
+                if state == Some(&MembershipState::Added) || employer.group(g).is_none() {
+                    continue;
+                }
+                let mut deps: Vec<u32> = create.into_iter().collect();
+                if let Some(&gi) = self.group_create.get(&(er, g)) {
+                    deps.push(gi);
+                }
+                let note = match state {
+                    Some(MembershipState::Ineligible(codes)) => {
+                        Some(format!("re-check: last found ineligible ({codes})"))
+                    }
+                    _ => None,
+                };
+                self.push(Operation {
+                    kind: OpKind::MembershipAdd,
+                    subject: Subject::Membership(er.clone(), e.employee_ref.clone(), g.clone()),
+                    fp: Sections::default(),
+                    changes: vec![],
+                    deps,
+                    note,
+                });
+            }
+        }
+        let offboarded = self
+            .snap
+            .employees
+            .get(&e.employee_ref)
+            .is_some_and(|s| s.offboarded);
+        if let (Some(end), false) = (e.end_on, offboarded) {
+            self.push(Operation {
+                kind: OpKind::EmployeeOffboard,
+                subject,
+                fp: Sections::default(),
+                changes: vec![],
+                deps: create.into_iter().collect(),
+                note: Some(format!("end_on {end}")),
+            });
+        }
+        let last = self.body.operations.len() as u32;
+        if last > first {
+            self.employee_ops
+                .insert(e.employee_ref.clone(), (create, first, last));
+            if self.keep_payloads {
+                self.body.employees.insert(e.employee_ref.clone(), e);
+            }
+        }
+    }
+
+    /// Finish: drop everything planned for duplicated refs, then find the
+    /// employees missing from the export.
+    pub fn finish(mut self, duplicates: &BTreeSet<EmployeeRef>) -> PlanBody {
+        for d in duplicates {
+            self.seen.insert(d.clone());
+        }
+        self.drop_duplicates(duplicates);
+        self.plan_missing();
+        self.body
+    }
+
+    fn drop_duplicates(&mut self, duplicates: &BTreeSet<EmployeeRef>) {
+        let mut drop = vec![false; self.body.operations.len()];
+        let mut any = false;
+        for d in duplicates {
+            if let Some((_, first, last)) = self.employee_ops.remove(d) {
+                for i in first..last {
+                    drop[i as usize] = true;
+                    any = true;
+                }
+            }
+            self.body.employees.remove(d);
+        }
+        if !any {
+            return;
+        }
+        let mut new_index = vec![u32::MAX; drop.len()];
+        let mut n = 0u32;
+        for (i, d) in drop.iter().enumerate() {
+            if !d {
+                new_index[i] = n;
+                n += 1;
+            }
+        }
+        let ops = std::mem::take(&mut self.body.operations);
+        self.body.operations = ops
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !drop[*i])
+            .map(|(_, mut op)| {
+                op.deps = op
+                    .deps
+                    .iter()
+                    .map(|d| new_index[*d as usize])
+                    .filter(|d| *d != u32::MAX)
+                    .collect();
+                op
+            })
+            .collect();
+    }
+
+    fn plan_missing(&mut self) {
+        let mut missing: Vec<(&EmployeeRef, &EmployerRef)> = self
+            .snap
+            .employees
+            .iter()
+            .filter(|(k, v)| !v.offboarded && !self.seen.contains(*k))
+            .map(|(k, v)| (k, &v.employer_ref))
+            .collect();
+        missing.sort();
+        if missing.is_empty() {
+            return;
+        }
+        // Guards: never offboard from an empty export, nor more than 10% of
+        // an employer's synced, active employees in one run.
+        let mut active: HashMap<&EmployerRef, u64> = HashMap::new();
+        for v in self.snap.employees.values().filter(|v| !v.offboarded) {
+            *active.entry(&v.employer_ref).or_default() += 1;
+        }
+        let mut missing_per: HashMap<&EmployerRef, u64> = HashMap::new();
+        for (_, er) in &missing {
+            *missing_per.entry(er).or_default() += 1;
+        }
+        let empty_export = self.valid_employees == 0;
+        for (ee, er) in missing {
+            let refused = if !self.ctx.offboard_missing {
+                None
+            } else if empty_export {
+                Some("the employees export has no valid rows".to_owned())
+            } else {
+                let m = missing_per[er];
+                let a = active[er].max(1);
+                (m * 10 > a).then(|| {
+                    format!(
+                        "{m} of employer {er}'s {a} synced employees are missing (more than 10%)"
+                    )
+                })
+            };
+            match (self.ctx.offboard_missing, refused) {
+                (true, None) => {
+                    self.body.operations.push(Operation {
+                        kind: OpKind::EmployeeOffboard,
+                        subject: Subject::Employee(er.clone(), ee.clone()),
+                        fp: Sections::default(),
+                        changes: vec![],
+                        deps: vec![],
+                        note: Some(format!("missing from export; offboarded on {}", self.ctx.today)),
+                    });
+                }
+                (true, Some(why)) => self.body.findings.push(Finding {
+                    kind: FindingKind::OffboardRefused,
+                    subject: ee.to_string(),
+                    message: format!("missing from the export but not offboarded: {why}"),
+                }),
+                (false, _) => self.body.findings.push(Finding {
+                    kind: FindingKind::MissingFromExport,
+                    subject: ee.to_string(),
+                    message: format!("synced before (employer {er}) but missing from the export; use --offboard-missing to offboard"),
+                }),
+            }
+        }
+    }
+}

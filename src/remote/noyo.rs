@@ -1,0 +1,313 @@
+//! The Noyo client: carrier group connections, with client-credential
+//! tokens refreshed before they expire and once more on a 401.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::error::RemoteError;
+use super::http::{join, Http, Safety};
+use crate::model::{ConnectionSpec, Employer};
+
+#[derive(Serialize)]
+struct GroupData<'a> {
+    carrier_group_id: &'a str,
+    group_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_federal_ein: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_tin: Option<&'a str>,
+    employer_email_address: &'a str,
+}
+
+/// `GroupSetupRequestPublicAPICreateRequest`: a connection with a new group.
+#[derive(Serialize)]
+struct Create<'a> {
+    carrier_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    federal_ein: Option<&'a str>,
+    group_data: GroupData<'a>,
+}
+
+#[derive(Serialize)]
+struct NestedGroupData<'a> {
+    carrier_group_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_federal_ein: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_tin: Option<&'a str>,
+    employer_email_address: &'a str,
+}
+
+/// `GroupSetupRequestPublicAPINestedCreateRequest`: another carrier for an
+/// existing group (no group name, no EIN: the group has them).
+#[derive(Serialize)]
+struct CreateNested<'a> {
+    carrier_id: String,
+    group_data: NestedGroupData<'a>,
+}
+
+/// `GroupSetupRequestPublicAPIRetryRequest`.
+#[derive(Serialize)]
+struct Retry<'a> {
+    carrier_group_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    federal_ein: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_federal_ein: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker_tin: Option<&'a str>,
+    employer_email_address: &'a str,
+}
+
+/// The fields of a group connection benefits-sync reads.
+#[derive(Deserialize, Debug, Clone)]
+pub struct Connection {
+    pub id: String,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub carrier_id: Option<String>,
+    #[serde(default)]
+    pub group_data: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Paginated {
+    meta: Meta,
+    response: Vec<Connection>,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(default)]
+    total_records: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Token {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Noyo's error body: `{message, status}`.
+pub fn parse_error(status: u16, body: &str) -> (Option<String>, String) {
+    #[derive(Deserialize)]
+    struct E {
+        message: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<E>(body) {
+        Ok(E { message: Some(m) }) => (
+            None,
+            match m {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            },
+        ),
+        _ => (
+            None,
+            format!("HTTP {status} {}", crate::model::truncate(body.trim(), 200)),
+        ),
+    }
+}
+
+/// Statuses after which Noyo will not move a connection on by itself.
+pub fn is_settled(status: &str) -> bool {
+    matches!(
+        status,
+        "completed" | "action_required" | "unable_to_connect"
+    )
+}
+
+pub struct Noyo {
+    pub http: Http,
+    base: String,
+    token_url: String,
+    client_id: String,
+    /// Never logged.
+    client_secret: String,
+    /// The bearer token and when to stop using it (a minute before Noyo's
+    /// expiry). The lock also makes concurrent refreshes wait for one.
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl Noyo {
+    pub fn new(
+        http: Http,
+        base: &str,
+        token_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Noyo {
+        Noyo {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token_url: token_url.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            token: Mutex::new(None),
+        }
+    }
+
+    async fn bearer(&self, refresh: bool) -> Result<String, RemoteError> {
+        let mut guard = self.token.lock().await;
+        if let Some((t, until)) = guard.as_ref() {
+            if !refresh && Instant::now() < *until {
+                return Ok(format!("Bearer {t}"));
+            }
+        }
+        let url = self.token_url.clone();
+        let tok: Token = self
+            .http
+            .send(Safety::Repeatable, |c| {
+                c.post(&url)
+                    .basic_auth(&self.client_id, Some(&self.client_secret))
+                    .json(&serde_json::json!({"grant_type": "client_credentials"}))
+            })
+            .await?;
+        let life = Duration::from_secs(tok.expires_in.unwrap_or(3600));
+        let margin = Duration::from_secs(60).min(life / 2);
+        *guard = Some((tok.access_token.clone(), Instant::now() + life - margin));
+        Ok(format!("Bearer {}", tok.access_token))
+    }
+
+    /// Send with the current token; on a 401, refresh once and resend.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        safety: Safety,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T, RemoteError> {
+        let auth = self.bearer(false).await?;
+        match self.http.send(safety, |c| build(c, &auth)).await {
+            Err(RemoteError::Auth { status: 401, .. }) => {
+                let auth = self.bearer(true).await?;
+                self.http.send(safety, |c| build(c, &auth)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Create a connection and with it the employer's Noyo group.
+    pub async fn create_with_group(
+        &self,
+        e: &Employer,
+        c: &ConnectionSpec,
+    ) -> Result<Connection, RemoteError> {
+        let body = Create {
+            carrier_id: c.carrier_id.to_string(),
+            federal_ein: c.federal_ein.as_ref().map(|x| x.as_str()),
+            group_data: GroupData {
+                carrier_group_id: c.carrier_group_id.as_str(),
+                group_name: e.legal_name.as_str(),
+                broker_federal_ein: c.broker_federal_ein.as_ref().map(|x| x.as_str()),
+                broker_tin: c.broker_tin.as_ref().map(|x| x.as_str()),
+                employer_email_address: e.contact.email.as_str(),
+            },
+        };
+        let url = join(&self.base, "/api/v1/group_connections");
+        self.call(Safety::Once, |cl, auth| {
+            cl.post(&url).header("Authorization", auth).json(&body)
+        })
+        .await
+    }
+
+    /// Add a carrier to the employer's existing Noyo group.
+    pub async fn create_in_group(
+        &self,
+        group_id: &str,
+        e: &Employer,
+        c: &ConnectionSpec,
+    ) -> Result<Connection, RemoteError> {
+        let body = CreateNested {
+            carrier_id: c.carrier_id.to_string(),
+            group_data: NestedGroupData {
+                carrier_group_id: c.carrier_group_id.as_str(),
+                broker_federal_ein: c.broker_federal_ein.as_ref().map(|x| x.as_str()),
+                broker_tin: c.broker_tin.as_ref().map(|x| x.as_str()),
+                employer_email_address: e.contact.email.as_str(),
+            },
+        };
+        let url = join(
+            &self.base,
+            &format!("/api/v1/groups/{group_id}/group_connections"),
+        );
+        self.call(Safety::Once, |cl, auth| {
+            cl.post(&url).header("Authorization", auth).json(&body)
+        })
+        .await
+    }
+
+    /// Find a connection by carrier and carrier group id.
+    pub async fn find(&self, c: &ConnectionSpec) -> Result<Option<Connection>, RemoteError> {
+        let url = join(&self.base, "/api/v1/group_connections");
+        let carrier = c.carrier_id.to_string();
+        let mut offset = 0u64;
+        loop {
+            let off = offset.to_string();
+            let page: Paginated = self
+                .call(Safety::Repeatable, |cl, auth| {
+                    cl.get(&url).header("Authorization", auth).query(&[
+                        ("carrier_id", carrier.as_str()),
+                        ("carrier_group_id", c.carrier_group_id.as_str()),
+                        ("offset", off.as_str()),
+                        ("page_size", "100"),
+                    ])
+                })
+                .await?;
+            let n = page.response.len() as u64;
+            let total = page.meta.total_records.unwrap_or(0);
+            if let Some(found) = page.response.into_iter().find(|x| {
+                x.carrier_id
+                    .as_deref()
+                    .is_none_or(|id| id.eq_ignore_ascii_case(&carrier))
+                    && x.group_data
+                        .as_ref()
+                        .and_then(|g| g.get("carrier_group_id"))
+                        .and_then(|v| v.as_str())
+                        .is_none_or(|g| g == c.carrier_group_id.as_str())
+            }) {
+                return Ok(Some(found));
+            }
+            offset += n;
+            if n == 0 || offset >= total {
+                return Ok(None);
+            }
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Connection, RemoteError> {
+        let url = join(&self.base, &format!("/api/v1/group_connections/{id}"));
+        self.call(Safety::Repeatable, |cl, auth| {
+            cl.get(&url).header("Authorization", auth)
+        })
+        .await
+    }
+
+    /// Ask Noyo to try an `unable_to_connect` connection again, with the
+    /// current details.
+    pub async fn retry(
+        &self,
+        id: &str,
+        e: &Employer,
+        c: &ConnectionSpec,
+    ) -> Result<Connection, RemoteError> {
+        let body = Retry {
+            carrier_group_id: c.carrier_group_id.as_str(),
+            federal_ein: c.federal_ein.as_ref().map(|x| x.as_str()),
+            broker_federal_ein: c.broker_federal_ein.as_ref().map(|x| x.as_str()),
+            broker_tin: c.broker_tin.as_ref().map(|x| x.as_str()),
+            employer_email_address: e.contact.email.as_str(),
+        };
+        let url = join(&self.base, &format!("/api/v1/group_connections/{id}/retry"));
+        // Retrying a retry is harmless: Noyo refuses it unless the
+        // connection is unable_to_connect again.
+        self.call(Safety::Repeatable, |cl, auth| {
+            cl.put(&url).header("Authorization", auth).json(&body)
+        })
+        .await
+    }
+}

@@ -2,6 +2,7 @@
 //! payroll exports. The binary (`src/main.rs`) is a thin shell over this
 //! library; `ARCHITECTURE.md` is the map.
 
+pub mod apply;
 pub mod input;
 pub mod model;
 pub mod plan;

@@ -567,3 +567,27 @@ pub fn journal_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>>
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
+
+/// One connection's ids and last status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionRow {
+    pub employer_ref: String,
+    pub carrier_id: String,
+    pub noyo_id: String,
+    pub status: String,
+}
+
+pub fn connections(conn: &Connection) -> rusqlite::Result<Vec<ConnectionRow>> {
+    let mut st = conn.prepare(
+        "SELECT employer_ref, carrier_id, noyo_id, status FROM connections ORDER BY employer_ref, carrier_id",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(ConnectionRow {
+            employer_ref: r.get(0)?,
+            carrier_id: r.get(1)?,
+            noyo_id: r.get(2)?,
+            status: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,247 @@
+//! Apply: carry out a plan against the configured targets.
+//!
+//! The scheduler starts each operation once its dependencies are done; the
+//! executor journals it, sends it through the target's client and gate, and
+//! records the result. After the writes, Noyo connections that are still
+//! moving are refreshed, so `status` and the report show where they stand.
+
+pub mod executor;
+pub mod ids;
+pub mod progress;
+pub mod scheduler;
+pub mod targets;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::model::{CarrierId, Employee, EmployeeRef, Employer, EmployerRef};
+use crate::plan::{Operation, Target};
+use crate::remote::{self, CounterValues, Gate, GateConfig, Http, RetryPolicy};
+use crate::state::{db, Effect, JournalStatus, Snapshot, Store};
+pub use executor::{Clients, Executor, Outcome};
+pub use scheduler::Stop;
+pub use targets::{RawTargets, TargetError, Targets};
+
+/// How fast and how hard to push each target.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Requests per second per target.
+    pub rate_limit: NonZeroU32,
+    pub burst: NonZeroU32,
+    /// Requests in flight per target.
+    pub concurrency: usize,
+    pub create_enrolment_intents: bool,
+    pub retry: RetryPolicy,
+    /// No progress output at all.
+    pub quiet: bool,
+    /// Period of the progress log lines when not on a terminal.
+    pub progress_every: Duration,
+}
+
+/// A plan's operations and the data they need.
+pub struct ApplyInput {
+    pub operations: Vec<Operation>,
+    pub employers: Vec<Employer>,
+    pub employees: HashMap<EmployeeRef, Employee>,
+    pub snapshot: Snapshot,
+    pub today: NaiveDate,
+}
+
+/// A Noyo connection's status after the run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    pub employer_ref: String,
+    pub carrier_id: String,
+    pub status: String,
+}
+
+/// What happened.
+pub struct ApplyResult {
+    pub outcomes: Vec<Option<Outcome>>,
+    pub stop: Stop,
+    /// Requests per target (`Target::ALL` order).
+    pub requests: [CounterValues; 3],
+    pub connections: Vec<ConnectionStatus>,
+    pub elapsed: Duration,
+}
+
+fn build_clients(targets: &Targets, opts: &ApplyOptions) -> Clients {
+    let client = remote::http::client();
+    let gate = || {
+        Arc::new(Gate::new(GateConfig {
+            rate: opts.rate_limit,
+            burst: opts.burst,
+            concurrency: opts.concurrency,
+        }))
+    };
+    Clients {
+        kota: targets.kota.as_ref().map(|k| {
+            let http = Http::new(
+                client.clone(),
+                "kota",
+                gate(),
+                opts.retry,
+                remote::kota::parse_error,
+            );
+            remote::kota::Kota::new(http, &k.url, &k.api_key)
+        }),
+        noyo: targets.noyo.as_ref().map(|n| {
+            let http = Http::new(
+                client.clone(),
+                "noyo",
+                gate(),
+                opts.retry,
+                remote::noyo::parse_error,
+            );
+            remote::noyo::Noyo::new(http, &n.url, &n.token_url, &n.client_id, &n.client_secret)
+        }),
+        ic: targets.ic.as_ref().map(|i| {
+            let http = Http::new(
+                client.clone(),
+                "ic",
+                gate(),
+                opts.retry,
+                remote::ic::parse_error,
+            );
+            remote::ic::Ic::new(http, &i.url, &i.token)
+        }),
+    }
+}
+
+/// Apply `input` as run `run_id` (whose lock the caller holds).
+pub async fn apply(
+    store: &Store,
+    run_id: i64,
+    targets: &Targets,
+    input: ApplyInput,
+    opts: &ApplyOptions,
+    signals: &mut mpsc::UnboundedReceiver<()>,
+) -> Result<ApplyResult, crate::state::StateError> {
+    let started = std::time::Instant::now();
+    let uncertain = store.uncertain_ops().await?;
+    let ids = ids::Ids::from_snapshot(&input.snapshot);
+    let exec = Arc::new(Executor {
+        clients: build_clients(targets, opts),
+        store: store.clone(),
+        run_id,
+        ids,
+        employers: input
+            .employers
+            .into_iter()
+            .map(|e| (e.employer_ref.clone(), e))
+            .collect(),
+        employees: input.employees,
+        uncertain,
+        idem_seed: input.snapshot.fp_seed,
+        create_enrolment_intents: opts.create_enrolment_intents,
+        today: input.today,
+    });
+    drop(input.snapshot);
+    let mut totals = [0u64; 3];
+    for op in &input.operations {
+        totals[Target::ALL
+            .iter()
+            .position(|t| *t == op.target())
+            .unwrap_or(0)] += 1;
+    }
+    let progress = progress::Progress::start(totals, opts.quiet, opts.progress_every);
+    let limits = scheduler::Limits {
+        ops_in_flight: opts.concurrency * 2 + 4,
+        configured: [
+            targets.configured(Target::Kota),
+            targets.configured(Target::Noyo),
+            targets.configured(Target::Ic),
+        ],
+    };
+    let ops = Arc::new(input.operations);
+    let (outcomes, stop) = scheduler::run(exec.clone(), ops, limits, &progress, signals).await;
+    progress.finish();
+    if stop == Stop::Completed {
+        refresh_connections(&exec).await;
+    }
+    let connections = store
+        .call_async(|c| db::connections(c))
+        .await?
+        .into_iter()
+        .map(|r| ConnectionStatus {
+            employer_ref: r.employer_ref,
+            carrier_id: r.carrier_id,
+            status: r.status,
+        })
+        .collect();
+    let counters = |h: Option<&Http>| h.map(|h| h.counters.snapshot()).unwrap_or_default();
+    let requests = [
+        counters(exec.clients.kota.as_ref().map(|k| &k.http)),
+        counters(exec.clients.noyo.as_ref().map(|n| &n.http)),
+        counters(exec.clients.ic.as_ref().map(|i| &i.http)),
+    ];
+    Ok(ApplyResult {
+        outcomes,
+        stop,
+        requests,
+        connections,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Ask Noyo where each still-moving connection stands, and record changes.
+/// Settled ones (completed, action_required, unable_to_connect) cost nothing,
+/// so a nightly run with nothing to do sends no request.
+async fn refresh_connections(exec: &Executor) {
+    let Some(noyo) = exec.clients.noyo.as_ref() else {
+        return;
+    };
+    let Ok(rows) = exec.store.call_async(|c| db::connections(c)).await else {
+        return;
+    };
+    for row in rows
+        .into_iter()
+        .filter(|r| !remote::noyo::is_settled(&r.status))
+    {
+        match noyo.get(&row.noyo_id).await {
+            Ok(conn) if conn.status != row.status => {
+                let (Ok(er), Ok(c)) = (
+                    EmployerRef::parse(&row.employer_ref),
+                    CarrierId::parse(&row.carrier_id),
+                ) else {
+                    continue;
+                };
+                let effect = Effect::ConnectionStatus {
+                    employer_ref: er,
+                    carrier_id: c,
+                    status: conn.status,
+                };
+                let key = format!("connection.status:{}|{}", row.employer_ref, row.carrier_id);
+                let run_id = exec.run_id;
+                let now = chrono::Utc::now().to_rfc3339();
+                let _ = exec
+                    .store
+                    .write(move |tx| {
+                        db::journal_finish(
+                            tx,
+                            &key,
+                            "connection.status",
+                            JournalStatus::Done,
+                            Some(&effect),
+                            None,
+                            run_id,
+                            &now,
+                        )
+                    })
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "could not refresh Noyo connection {}|{}: {e}",
+                row.employer_ref,
+                row.carrier_id
+            ),
+        }
+    }
+}

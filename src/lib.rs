@@ -3,9 +3,12 @@
 //! library; `ARCHITECTURE.md` is the map.
 
 pub mod apply;
+pub mod cli;
+pub mod commands;
 pub mod input;
 pub mod model;
 pub mod plan;
 pub mod remote;
+pub mod report;
 pub mod sandbox;
 pub mod state;

@@ -1,8 +1,15 @@
 //! Planning: from validated exports and a state snapshot to operations.
 
+pub mod build;
 pub mod fingerprint;
 pub mod op;
 pub mod planner;
+pub mod saved;
 
+pub use build::{build, FileInfo, Plan};
 pub use op::{OpKind, Operation, Subject, Target};
 pub use planner::{Finding, FindingKind, PlanBody, PlanContext, Planner};
+pub use saved::{SavedPlan, Stale};
+
+#[cfg(test)]
+mod tests;

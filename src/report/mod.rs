@@ -1,0 +1,75 @@
+//! Rendering: dry-run reports (text, JSON, CSV, Markdown) and run reports.
+//!
+//! Reports name objects by natural keys (payroll refs, group names, carrier
+//! ids) and never carry personal data: a reviewer sees what will be done to
+//! whom by ref, and the payroll system shows who that is.
+
+pub mod plan_csv;
+pub mod plan_json;
+pub mod plan_markdown;
+pub mod plan_text;
+pub mod run;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::plan::{FindingKind, OpKind, Plan, Target};
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+    Markdown,
+}
+
+/// Render `plan` in `format` to `out`.
+pub fn render(plan: &Plan, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Text => plan_text::render(plan, out),
+        Format::Json => plan_json::render(plan, out),
+        Format::Csv => plan_csv::render(plan, out),
+        Format::Markdown => plan_markdown::render(plan, out),
+    }
+}
+
+/// Operation counts by (target, kind), in report order.
+pub fn counts(plan: &Plan) -> BTreeMap<(Target, OpKind), u64> {
+    let mut m = BTreeMap::new();
+    for op in &plan.operations {
+        *m.entry((op.target(), op.kind)).or_insert(0) += 1;
+    }
+    m
+}
+
+pub fn missing_count(plan: &Plan) -> usize {
+    plan.findings
+        .iter()
+        .filter(|f| matches!(f.kind, FindingKind::MissingFromExport | FindingKind::OffboardRefused))
+        .count()
+        + plan
+            .operations
+            .iter()
+            .filter(|o| o.kind == OpKind::EmployeeOffboard && o.note.as_deref().is_some_and(|n| n.starts_with("missing")))
+            .count()
+}
+
+/// Write a file readable by its owner only (reports and saved plans name
+/// payroll refs; keep them as private as the state).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.flush()
+}

@@ -1,0 +1,387 @@
+//! employees.csv: one row per employee, streamed. A migration file can hold
+//! a million rows, so each valid employee goes to the caller's sink as soon
+//! as it is read; only the keys seen so far are kept (for duplicates).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use csv::ByteRecord;
+
+use super::reader::{is_blank, CsvSource};
+use super::rejection::{sort, Rejection};
+use super::row::{AddressCols, Problem, Row};
+use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
+use crate::model::{
+    epoch_1900, parse_date, CountryCode, E164Phone, Email, Employee, EmployeeRef, Employer,
+    EmployerRef, GroupName, Rule, SexAtBirth, TaxId, Text,
+};
+
+const EMPLOYEE_REF: usize = 0;
+const EMPLOYER_REF: usize = 1;
+const FIRST_NAME: usize = 2;
+const LAST_NAME: usize = 3;
+const EMAIL: usize = 4;
+const PHONE_NUMBER: usize = 5;
+const DATE_OF_BIRTH: usize = 6;
+const START_ON: usize = 7;
+const SEX_AT_BIRTH: usize = 8;
+const NATIONAL_TAX_ID: usize = 9;
+const ADDRESS_LINE1: usize = 10;
+const ADDRESS_LINE2: usize = 11;
+const ADDRESS_LINE3: usize = 12;
+const CITY: usize = 13;
+const STATE: usize = 14;
+const POSTAL_CODE: usize = 15;
+const COUNTRY_CODE: usize = 16;
+const NATIONALITY: usize = 17;
+const END_ON: usize = 18;
+const GROUPS: usize = 19;
+
+pub(crate) const COLUMNS: &[&str] = &[
+    "employee_ref",
+    "employer_ref",
+    "first_name",
+    "last_name",
+    "email",
+    "phone_number",
+    "date_of_birth",
+    "start_on",
+    "sex_at_birth",
+    "national_tax_id",
+    "address_line1",
+    "address_line2",
+    "address_line3",
+    "city",
+    "state",
+    "postal_code",
+    "country_code",
+    "nationality",
+    "end_on",
+    "groups",
+];
+
+const REQUIRED: &[usize] = &[
+    EMPLOYEE_REF,
+    EMPLOYER_REF,
+    FIRST_NAME,
+    LAST_NAME,
+    EMAIL,
+    PHONE_NUMBER,
+    DATE_OF_BIRTH,
+    START_ON,
+    SEX_AT_BIRTH,
+    NATIONAL_TAX_ID,
+    ADDRESS_LINE1,
+    CITY,
+    POSTAL_CODE,
+    COUNTRY_CODE,
+];
+
+const ADDRESS: AddressCols = AddressCols {
+    line1: ADDRESS_LINE1,
+    line2: ADDRESS_LINE2,
+    line3: ADDRESS_LINE3,
+    city: CITY,
+    state: STATE,
+    postal_code: POSTAL_CODE,
+    country: COUNTRY_CODE,
+};
+
+/// What reading employees.csv found besides the employees themselves.
+#[derive(Debug)]
+pub struct EmployeesSummary {
+    /// Sorted by (file, line, column).
+    pub rejections: Vec<Rejection>,
+    pub warnings: Vec<InputWarning>,
+    /// blake3 (hex) of the raw file bytes.
+    pub content_hash: String,
+    /// Data rows read (blank lines not counted).
+    pub rows: u64,
+    /// Refs that appeared more than once although their first row was valid
+    /// and already handed to the sink: the caller must drop those employees.
+    pub duplicates: BTreeSet<EmployeeRef>,
+}
+
+/// Read and validate employees.csv, handing each valid employee to `sink`.
+pub fn read_employees(
+    path: &Path,
+    employers: &Employers,
+    sink: impl FnMut(Employee),
+) -> Result<EmployeesSummary, InputError> {
+    read_employees_as_of(path, employers, chrono::Local::now().date_naive(), sink)
+}
+
+/// The first occurrence of an employee_ref; `streamed` if it went to the sink.
+struct Seen {
+    line: u64,
+    streamed: bool,
+}
+
+/// [`read_employees`] with "today" given, so date-of-birth checks are
+/// reproducible in tests.
+pub fn read_employees_as_of(
+    path: &Path,
+    employers: &Employers,
+    today: NaiveDate,
+    mut sink: impl FnMut(Employee),
+) -> Result<EmployeesSummary, InputError> {
+    let mut src = CsvSource::open(path)?;
+    let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
+    let file = src.path.clone();
+    let mut rec = ByteRecord::new();
+    let mut rows = 0u64;
+    let mut rejections = Vec::new();
+    let mut seen: HashMap<Box<str>, Seen> = HashMap::new();
+    // First occurrences already streamed, by line: (ref, line that repeats it).
+    let mut late: BTreeMap<u64, (EmployeeRef, u64)> = BTreeMap::new();
+    while let Some(loc) = src.next_record(&mut rec)? {
+        if is_blank(&rec) {
+            continue;
+        }
+        rows += 1;
+        let mut row = Row::new(&rec, &header, Some(NATIONAL_TAX_ID));
+        let shape = row.check_shape(&loc);
+        let key = EmployeeRef::parse(row.raw(EMPLOYEE_REF)).ok();
+        if let Err(p) = shape {
+            rejections.push(rejection(&file, loc.line, p, key.as_ref()));
+            continue;
+        }
+        let parsed = parse_row(&mut row, employers, today, loc.line);
+        if let Some(k) = &key {
+            if let Some(first) = seen.get(k.as_str()) {
+                row.fail(
+                    EMPLOYEE_REF,
+                    Rule::DuplicateKey,
+                    format!(
+                        "employee_ref '{k}' also appears on line {}; every row with this ref \
+                         is rejected until it is unique",
+                        first.line
+                    ),
+                );
+                if first.streamed && !late.contains_key(&first.line) {
+                    late.insert(first.line, (k.clone(), loc.line));
+                }
+            }
+        }
+        match (row.finish(), parsed) {
+            (None, Some(employee)) => {
+                if let Some(k) = &key {
+                    seen.insert(
+                        k.as_str().into(),
+                        Seen {
+                            line: loc.line,
+                            streamed: true,
+                        },
+                    );
+                }
+                sink(employee);
+            }
+            (problem, _) => {
+                let p = problem.unwrap_or_else(unexplained);
+                rejections.push(rejection(&file, loc.line, p, key.as_ref()));
+                if let Some(k) = &key {
+                    seen.entry(k.as_str().into()).or_insert(Seen {
+                        line: loc.line,
+                        streamed: false,
+                    });
+                }
+            }
+        }
+    }
+    let mut duplicates = BTreeSet::new();
+    for (line, (k, again)) in late {
+        rejections.push(Rejection {
+            file: file.clone(),
+            line,
+            column: Some(header.name(EMPLOYEE_REF).to_owned()),
+            rule: Rule::DuplicateKey,
+            message: format!(
+                "employee_ref '{k}' appears again on line {again}; every row with this ref is \
+                 rejected until it is unique"
+            ),
+            key: Some(k.as_str().to_owned()),
+        });
+        duplicates.insert(k);
+    }
+    if rows == 0 {
+        warnings.push(no_data_rows(&file));
+    }
+    sort(&mut rejections);
+    Ok(EmployeesSummary {
+        rejections,
+        warnings,
+        content_hash: src.hex_digest(),
+        rows,
+        duplicates,
+    })
+}
+
+/// Every failed parse records a problem; this keeps that invariant from
+/// ever becoming a panic on input.
+fn unexplained() -> Problem {
+    Problem {
+        pos: usize::MAX,
+        column: None,
+        rule: Rule::Malformed,
+        message: "row could not be read".to_owned(),
+    }
+}
+
+fn rejection(file: &str, line: u64, p: Problem, key: Option<&EmployeeRef>) -> Rejection {
+    Rejection {
+        file: file.to_owned(),
+        line,
+        column: p.column,
+        rule: p.rule,
+        message: p.message,
+        key: key.map(|k| k.as_str().to_owned()),
+    }
+}
+
+fn parse_row(
+    row: &mut Row<'_>,
+    employers: &Employers,
+    today: NaiveDate,
+    line: u64,
+) -> Option<Employee> {
+    let employee_ref = row.required(EMPLOYEE_REF, EmployeeRef::parse);
+    let employer_ref = row.required(EMPLOYER_REF, EmployerRef::parse);
+    let employer = employer_ref
+        .as_ref()
+        .and_then(|r| employer_of(row, employers, r));
+    let first_name = row.required(FIRST_NAME, Text::parse);
+    let last_name = row.required(LAST_NAME, Text::parse);
+    let email = row.required(EMAIL, Email::parse);
+    let phone = row.required(PHONE_NUMBER, E164Phone::parse);
+    let date_of_birth = row.required(DATE_OF_BIRTH, parse_date);
+    let start_on = row.required(START_ON, parse_date);
+    let sex_at_birth = row.required(SEX_AT_BIRTH, SexAtBirth::parse);
+    let national_tax_id = row.required(NATIONAL_TAX_ID, TaxId::parse);
+    let home_address = row.address(&ADDRESS);
+    let nationality = row.optional(NATIONALITY, CountryCode::parse);
+    let end_on = row.optional(END_ON, parse_date);
+    let groups = groups(row, employer);
+    let metadata = row.metadata();
+
+    let epoch = epoch_1900();
+    if let Some(dob) = date_of_birth {
+        if dob <= epoch || dob >= today {
+            row.fail(
+                DATE_OF_BIRTH,
+                Rule::DateOfBirthRange,
+                format!("{dob} must be in the past and after 1900-01-01"),
+            );
+        }
+    }
+    if let Some(start) = start_on {
+        if start <= epoch {
+            row.fail(
+                START_ON,
+                Rule::DateRange,
+                format!("{start} must be after 1900-01-01"),
+            );
+        }
+    }
+    if let (Some(start), Some(Some(end))) = (start_on, end_on) {
+        if end < start {
+            row.fail(
+                END_ON,
+                Rule::EndBeforeStart,
+                format!("{end} is before start_on {start}; a leaving date follows the start"),
+            );
+        }
+    }
+    if row.has_problem() {
+        return None;
+    }
+    employer?;
+    Some(Employee {
+        employee_ref: employee_ref?,
+        employer_ref: employer_ref?,
+        first_name: first_name?,
+        last_name: last_name?,
+        email: email?,
+        phone: phone?,
+        date_of_birth: date_of_birth?,
+        start_on: start_on?,
+        sex_at_birth: sex_at_birth?,
+        national_tax_id: national_tax_id?,
+        home_address: home_address?,
+        nationality: nationality?,
+        end_on: end_on?,
+        groups: groups?,
+        metadata: metadata?,
+        line,
+    })
+}
+
+/// The employee's employer, or a rejection saying why there is none.
+fn employer_of<'e>(
+    row: &mut Row<'_>,
+    employers: &'e Employers,
+    r: &EmployerRef,
+) -> Option<&'e Employer> {
+    if employers.rejected.contains(r) {
+        row.fail(
+            EMPLOYER_REF,
+            Rule::EmployerRejected,
+            format!(
+                "employer '{r}' was rejected in the employers file (see its rejections); \
+                 its employees wait until it is fixed"
+            ),
+        );
+        return None;
+    }
+    let found = employers.get(r);
+    if found.is_none() {
+        row.fail(
+            EMPLOYER_REF,
+            Rule::UnknownEmployer,
+            format!("employer '{r}' is not in the employers file"),
+        );
+    }
+    found
+}
+
+/// The `;`-separated groups, each a group of the employee's employer;
+/// sorted and unique. Unchecked against the employer if it is unknown (that
+/// is reported on employer_ref).
+fn groups(row: &mut Row<'_>, employer: Option<&Employer>) -> Option<Vec<GroupName>> {
+    let raw = row.raw(GROUPS);
+    let mut out = Vec::new();
+    for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = match GroupName::parse(part) {
+            Ok(n) => n,
+            Err(v) => {
+                let message = row.describe(GROUPS, part, &v);
+                row.fail(GROUPS, v.rule, message);
+                return None;
+            }
+        };
+        if let Some(e) = employer {
+            if e.group(&name).is_none() {
+                let known: Vec<&str> = e.groups.iter().map(|g| g.name.as_str()).collect();
+                row.fail(
+                    GROUPS,
+                    Rule::UnknownGroup,
+                    format!(
+                        "'{}' is not a group of employer '{}' (its groups: {})",
+                        crate::model::truncate(part, 40),
+                        e.employer_ref,
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            crate::model::truncate(&known.join(", "), 200)
+                        }
+                    ),
+                );
+                return None;
+            }
+        }
+        out.push(name);
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}

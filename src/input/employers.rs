@@ -1,0 +1,682 @@
+//! employers.csv: one row per employer benefit group, merged into one
+//! [`Employer`] per `employer_ref`.
+//!
+//! The employer's identity repeats on every row, so a bad row (or rows that
+//! disagree) leaves the employer itself in doubt: the whole employer is
+//! rejected and nothing depending on it is planned. The file is small (one
+//! row per group), so rows are collected and merged after reading.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use csv::ByteRecord;
+
+use super::header::Header;
+use super::reader::{is_blank, CsvSource};
+use super::rejection::{sort, Rejection};
+use super::row::{AddressCols, Problem, Row};
+use super::{no_data_rows, read_header, InputError, InputWarning};
+use crate::model::{
+    parse_date, Address, CarrierId, ConnectionSpec, Contact, Ein, Email, Employer, EmployerRef,
+    GroupName, GroupSpec, Metadata, Rule, Text,
+};
+
+const EMPLOYER_REF: usize = 0;
+const LEGAL_NAME: usize = 1;
+const REGISTRATION_NUMBER: usize = 2;
+const ADDRESS_LINE1: usize = 3;
+const ADDRESS_LINE2: usize = 4;
+const ADDRESS_LINE3: usize = 5;
+const CITY: usize = 6;
+const STATE: usize = 7;
+const POSTAL_CODE: usize = 8;
+const COUNTRY_CODE: usize = 9;
+const CONTACT_NAME: usize = 10;
+const CONTACT_EMAIL: usize = 11;
+const EARLIEST_BENEFITS_START_DATE: usize = 12;
+const GROUP_NAME: usize = 13;
+const GROUP_DESCRIPTION: usize = 14;
+const CARRIER_ID: usize = 15;
+const CARRIER_GROUP_ID: usize = 16;
+const FEDERAL_EIN: usize = 17;
+const BROKER_FEDERAL_EIN: usize = 18;
+const BROKER_TIN: usize = 19;
+
+pub(crate) const COLUMNS: &[&str] = &[
+    "employer_ref",
+    "legal_name",
+    "registration_number",
+    "address_line1",
+    "address_line2",
+    "address_line3",
+    "city",
+    "state",
+    "postal_code",
+    "country_code",
+    "contact_name",
+    "contact_email",
+    "earliest_benefits_start_date",
+    "group_name",
+    "group_description",
+    "carrier_id",
+    "carrier_group_id",
+    "federal_ein",
+    "broker_federal_ein",
+    "broker_tin",
+];
+
+const REQUIRED: &[usize] = &[
+    EMPLOYER_REF,
+    LEGAL_NAME,
+    ADDRESS_LINE1,
+    CITY,
+    POSTAL_CODE,
+    COUNTRY_CODE,
+    CONTACT_NAME,
+    CONTACT_EMAIL,
+];
+
+const ADDRESS: AddressCols = AddressCols {
+    line1: ADDRESS_LINE1,
+    line2: ADDRESS_LINE2,
+    line3: ADDRESS_LINE3,
+    city: CITY,
+    state: STATE,
+    postal_code: POSTAL_CODE,
+    country: COUNTRY_CODE,
+};
+
+/// The employers of employers.csv: the valid ones, and the refs of the
+/// rejected ones (so their employees are rejected with a clear reason).
+#[derive(Debug)]
+pub struct Employers {
+    /// Valid employers, sorted by `employer_ref`.
+    pub employers: Vec<Employer>,
+    pub rejected: BTreeSet<EmployerRef>,
+    /// Sorted by (file, line, column).
+    pub rejections: Vec<Rejection>,
+    pub warnings: Vec<InputWarning>,
+    /// blake3 (hex) of the raw file bytes.
+    pub content_hash: String,
+    /// Data rows read (blank lines not counted).
+    pub rows: u64,
+}
+
+impl Employers {
+    pub fn get(&self, r: &EmployerRef) -> Option<&Employer> {
+        self.employers
+            .binary_search_by(|e| e.employer_ref.cmp(r))
+            .ok()
+            .map(|i| &self.employers[i])
+    }
+}
+
+/// The fields every row of an employer repeats.
+#[derive(Debug)]
+struct Core {
+    legal_name: Text,
+    registration_number: Option<Text>,
+    address: Address,
+    contact: Contact,
+    earliest_benefits_start_date: Option<chrono::NaiveDate>,
+    metadata: Metadata,
+}
+
+/// A valid row.
+#[derive(Debug)]
+struct Parsed {
+    employer_ref: EmployerRef,
+    line: u64,
+    core: Core,
+    group: Option<GroupSpec>,
+    connection: Option<ConnectionSpec>,
+}
+
+/// Read and validate employers.csv.
+pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
+    let mut src = CsvSource::open(path)?;
+    let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
+    let file = src.path.clone();
+    let mut rec = ByteRecord::new();
+    let mut rows = 0u64;
+    let mut valid: BTreeMap<EmployerRef, Vec<Parsed>> = BTreeMap::new();
+    let mut rejected = BTreeSet::new();
+    let mut rejections = Vec::new();
+    while let Some(loc) = src.next_record(&mut rec)? {
+        if is_blank(&rec) {
+            continue;
+        }
+        rows += 1;
+        let mut row = Row::new(&rec, &header, None);
+        let shape = row.check_shape(&loc);
+        let key = EmployerRef::parse(row.raw(EMPLOYER_REF)).ok();
+        let outcome = match shape {
+            Err(p) => Err(p),
+            Ok(()) => parse_row(row, loc.line),
+        };
+        match outcome {
+            Ok(parsed) => valid
+                .entry(parsed.employer_ref.clone())
+                .or_default()
+                .push(parsed),
+            Err(p) => {
+                rejections.push(rejection(&file, loc.line, p, key.as_ref()));
+                if let Some(k) = key {
+                    rejected.insert(k);
+                }
+            }
+        }
+    }
+    if rows == 0 {
+        warnings.push(no_data_rows(&file));
+    }
+    let mut employers = Vec::with_capacity(valid.len());
+    for (key, rows) in valid {
+        if rejected.contains(&key) {
+            // A bad row of this employer was already reported; its other
+            // rows are dropped silently (the ref in `rejected` says why).
+            continue;
+        }
+        match merge(&key, rows, &header) {
+            Ok(e) => employers.push(e),
+            Err(problems) => {
+                rejections.extend(
+                    problems
+                        .into_iter()
+                        .map(|(line, p)| rejection(&file, line, p, Some(&key))),
+                );
+                rejected.insert(key);
+            }
+        }
+    }
+    sort(&mut rejections);
+    Ok(Employers {
+        employers,
+        rejected,
+        rejections,
+        warnings,
+        content_hash: src.hex_digest(),
+        rows,
+    })
+}
+
+fn rejection(file: &str, line: u64, p: Problem, key: Option<&EmployerRef>) -> Rejection {
+    Rejection {
+        file: file.to_owned(),
+        line,
+        column: p.column,
+        rule: p.rule,
+        message: p.message,
+        key: key.map(|k| k.as_str().to_owned()),
+    }
+}
+
+fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed, Problem> {
+    let employer_ref = row.required(EMPLOYER_REF, EmployerRef::parse);
+    let legal_name = row.required(LEGAL_NAME, Text::parse);
+    let registration_number = row.optional(REGISTRATION_NUMBER, Text::parse);
+    let address = row.address(&ADDRESS);
+    let contact_name = row.required(CONTACT_NAME, Text::parse);
+    let contact_email = row.required(CONTACT_EMAIL, Email::parse);
+    let earliest = row.optional(EARLIEST_BENEFITS_START_DATE, parse_date);
+    let metadata = row.metadata();
+    let group = group(&mut row);
+    let connection = connection(&mut row);
+    let problem = row.finish();
+    let parsed = (|| {
+        Some(Parsed {
+            employer_ref: employer_ref?,
+            line,
+            core: Core {
+                legal_name: legal_name?,
+                registration_number: registration_number?,
+                address: address?,
+                contact: Contact {
+                    name: contact_name?,
+                    email: contact_email?,
+                },
+                earliest_benefits_start_date: earliest?,
+                metadata: metadata?,
+            },
+            group: group?,
+            connection: connection?,
+        })
+    })();
+    match (problem, parsed) {
+        (None, Some(p)) => Ok(p),
+        (Some(p), _) => Err(p),
+        // Every failed parse records a problem; this arm guards the
+        // invariant without panicking on input.
+        (None, None) => Err(Problem {
+            pos: usize::MAX,
+            column: None,
+            rule: Rule::Malformed,
+            message: "row could not be read".to_owned(),
+        }),
+    }
+}
+
+/// The group a row declares: `Some(None)` for none, `None` if invalid.
+fn group(row: &mut Row<'_>) -> Option<Option<GroupSpec>> {
+    let name = row.optional(GROUP_NAME, GroupName::parse);
+    let description = row.optional(GROUP_DESCRIPTION, Text::parse);
+    match (name?, description?) {
+        (Some(name), description) => Some(Some(GroupSpec { name, description })),
+        (None, None) => Some(None),
+        (None, Some(_)) => {
+            row.fail(
+                GROUP_NAME,
+                Rule::Required,
+                "must not be empty when group_description is set".to_owned(),
+            );
+            None
+        }
+    }
+}
+
+/// The Noyo connection a row declares: `Some(None)` for none, `None` if
+/// invalid.
+fn connection(row: &mut Row<'_>) -> Option<Option<ConnectionSpec>> {
+    let carrier_id = row.optional(CARRIER_ID, CarrierId::parse);
+    let carrier_group_id = row.optional(CARRIER_GROUP_ID, Text::parse);
+    let federal_ein = row.optional(FEDERAL_EIN, Ein::parse);
+    let broker_federal_ein = row.optional(BROKER_FEDERAL_EIN, Ein::parse);
+    let broker_tin = row.optional(BROKER_TIN, Text::parse);
+    let (carrier_id, carrier_group_id, federal_ein, broker_federal_ein, broker_tin) = (
+        carrier_id?,
+        carrier_group_id?,
+        federal_ein?,
+        broker_federal_ein?,
+        broker_tin?,
+    );
+    match (carrier_id, carrier_group_id) {
+        (Some(carrier_id), Some(carrier_group_id)) => Some(Some(ConnectionSpec {
+            carrier_id,
+            carrier_group_id,
+            federal_ein,
+            broker_federal_ein,
+            broker_tin,
+        })),
+        (Some(_), None) => {
+            row.fail(
+                CARRIER_GROUP_ID,
+                Rule::Required,
+                "must not be empty when carrier_id is set (a Noyo connection needs both)"
+                    .to_owned(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            row.fail(
+                CARRIER_ID,
+                Rule::Required,
+                "must not be empty when carrier_group_id is set (a Noyo connection needs both)"
+                    .to_owned(),
+            );
+            None
+        }
+        (None, None) => {
+            if federal_ein.is_some() || broker_federal_ein.is_some() || broker_tin.is_some() {
+                row.fail(
+                    CARRIER_ID,
+                    Rule::Required,
+                    "must not be empty when federal_ein, broker_federal_ein or broker_tin is \
+                     set (they describe a Noyo connection)"
+                        .to_owned(),
+                );
+                return None;
+            }
+            Some(None)
+        }
+    }
+}
+
+/// Merge the valid rows of one employer, or say why it is rejected: one
+/// problem per affected row, with its line.
+fn merge(
+    key: &EmployerRef,
+    rows: Vec<Parsed>,
+    header: &Header,
+) -> Result<Employer, Vec<(u64, Problem)>> {
+    if let Some(problems) = conflicts(key, &rows, header) {
+        return Err(problems);
+    }
+    let mut groups: BTreeMap<GroupName, (GroupSpec, u64)> = BTreeMap::new();
+    let mut connections: BTreeMap<CarrierId, (ConnectionSpec, u64)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut rows = rows.into_iter();
+    let first = match rows.next() {
+        Some(r) => r,
+        None => return Err(problems),
+    };
+    for row in std::iter::once(&first).chain(rows.as_slice()) {
+        // One problem per row: the one in the earliest column.
+        let mut found: Option<Problem> = None;
+        let mut keep = |p: Problem| {
+            if found.as_ref().map_or(true, |f| p.pos < f.pos) {
+                found = Some(p);
+            }
+        };
+        if let Some(g) = &row.group {
+            match groups.get(&g.name) {
+                Some((other, line)) if other.description != g.description => keep(Problem {
+                    pos: header.pos(GROUP_DESCRIPTION).unwrap_or(usize::MAX),
+                    column: Some(header.name(GROUP_DESCRIPTION).to_owned()),
+                    rule: Rule::GroupConflict,
+                    message: format!(
+                        "group '{}' of employer '{key}' is declared on line {line} with a \
+                         different description; give it one description",
+                        g.name
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    groups.insert(g.name.clone(), (g.clone(), row.line));
+                }
+            }
+        }
+        if let Some(c) = &row.connection {
+            match connections.get(&c.carrier_id) {
+                Some((other, line)) if other != c => {
+                    let col = first_connection_difference(other, c, header);
+                    keep(Problem {
+                        pos: header.pos(col).unwrap_or(usize::MAX),
+                        column: Some(header.name(col).to_owned()),
+                        rule: Rule::GroupConflict,
+                        message: format!(
+                            "carrier {} of employer '{key}' is declared on line {line} with \
+                             different details; an employer has one connection per carrier",
+                            c.carrier_id
+                        ),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    connections.insert(c.carrier_id, (c.clone(), row.line));
+                }
+            }
+        }
+        if let Some(p) = found {
+            problems.push((row.line, p));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let core = first.core;
+    Ok(Employer {
+        employer_ref: key.clone(),
+        legal_name: core.legal_name,
+        registration_number: core.registration_number,
+        address: core.address,
+        contact: core.contact,
+        earliest_benefits_start_date: core.earliest_benefits_start_date,
+        metadata: core.metadata,
+        groups: groups.into_values().map(|(g, _)| g).collect(),
+        connections: connections.into_values().map(|(c, _)| c).collect(),
+        line: first.line,
+    })
+}
+
+fn first_connection_difference(a: &ConnectionSpec, b: &ConnectionSpec, header: &Header) -> usize {
+    [
+        (CARRIER_GROUP_ID, a.carrier_group_id != b.carrier_group_id),
+        (FEDERAL_EIN, a.federal_ein != b.federal_ein),
+        (
+            BROKER_FEDERAL_EIN,
+            a.broker_federal_ein != b.broker_federal_ein,
+        ),
+        (BROKER_TIN, a.broker_tin != b.broker_tin),
+    ]
+    .into_iter()
+    .filter(|(_, differs)| *differs)
+    .map(|(id, _)| id)
+    .min_by_key(|&id| header.pos(id).unwrap_or(usize::MAX))
+    .unwrap_or(CARRIER_GROUP_ID)
+}
+
+/// If the employer's rows disagree, an `EmployerConflict` for every row:
+/// rows that differ from the first row name it, the others name the first
+/// row that differs (the whole employer is in doubt, so no row is kept
+/// silently).
+fn conflicts(key: &EmployerRef, rows: &[Parsed], header: &Header) -> Option<Vec<(u64, Problem)>> {
+    let first = rows.first()?;
+    let diffs: Vec<Option<usize>> = rows
+        .iter()
+        .map(|r| first_core_difference(&first.core, &r.core, header))
+        .collect();
+    let (witness, witness_col) = rows
+        .iter()
+        .zip(&diffs)
+        .find_map(|(r, d)| d.map(|pos| (r.line, pos)))?;
+    let problems = rows
+        .iter()
+        .zip(&diffs)
+        .map(|(r, d)| {
+            let (pos, other) = match d {
+                Some(pos) => (*pos, first.line),
+                None => (witness_col, witness),
+            };
+            let column = header.name_at(pos).to_owned();
+            let message = format!(
+                "'{column}' differs from line {other} of employer '{key}'; an employer's \
+                 fields must be the same on each of its rows, so the employer is rejected"
+            );
+            (
+                r.line,
+                Problem {
+                    pos,
+                    column: Some(column),
+                    rule: Rule::EmployerConflict,
+                    message,
+                },
+            )
+        })
+        .collect();
+    Some(problems)
+}
+
+/// Header position of the first employer-level column (in header order)
+/// whose normalised value differs between two rows.
+fn first_core_difference(a: &Core, b: &Core, header: &Header) -> Option<usize> {
+    let aa = &a.address;
+    let ba = &b.address;
+    let known = [
+        (LEGAL_NAME, a.legal_name != b.legal_name),
+        (
+            REGISTRATION_NUMBER,
+            a.registration_number != b.registration_number,
+        ),
+        (ADDRESS_LINE1, aa.line1 != ba.line1),
+        (ADDRESS_LINE2, aa.line2 != ba.line2),
+        (ADDRESS_LINE3, aa.line3 != ba.line3),
+        (CITY, aa.city != ba.city),
+        (STATE, aa.state != ba.state),
+        (POSTAL_CODE, aa.postal_code != ba.postal_code),
+        (COUNTRY_CODE, aa.country != ba.country),
+        (CONTACT_NAME, a.contact.name != b.contact.name),
+        // Mail domains are case-insensitive and exports vary the case.
+        (
+            CONTACT_EMAIL,
+            !a.contact
+                .email
+                .as_str()
+                .eq_ignore_ascii_case(b.contact.email.as_str()),
+        ),
+        (
+            EARLIEST_BENEFITS_START_DATE,
+            a.earliest_benefits_start_date != b.earliest_benefits_start_date,
+        ),
+    ];
+    let known = known
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .filter_map(|(id, _)| header.pos(id));
+    let meta = header
+        .metadata
+        .iter()
+        .filter(|(k, _)| a.metadata.as_map().get(k) != b.metadata.as_map().get(k))
+        .map(|(_, pos)| *pos);
+    known.chain(meta).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const HEAD: &str = "employer_ref,legal_name,address_line1,city,state,postal_code,country_code,contact_name,contact_email,group_name,group_description,carrier_id,carrier_group_id,federal_ein";
+    const CARRIER: &str = "8fac0992-933a-4743-8dab-0d606ef2569e";
+
+    fn read(body: &str) -> Employers {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "{HEAD}\n{body}").unwrap();
+        read_employers(f.path()).unwrap()
+    }
+
+    fn rules(e: &Employers) -> Vec<(u64, Option<&str>, Rule)> {
+        e.rejections
+            .iter()
+            .map(|r| (r.line, r.column.as_deref(), r.rule))
+            .collect()
+    }
+
+    fn row(r: &str, extra: &str) -> String {
+        format!("{r},Acme Ltd,1 High St,London,,E1 6AN,gb,Jo Bloggs,jo@example.com,{extra}\n")
+    }
+
+    #[test]
+    fn rows_merge_into_one_employer_with_groups_and_connections() {
+        let body = [
+            row(
+                "A",
+                &format!("Health,Medical cover,{CARRIER},10000001,12-3456789"),
+            ),
+            row("A", "Dental,,,,"),
+            row(
+                "A",
+                &format!("Health,Medical cover,{CARRIER},10000001,123456789"),
+            ),
+            row("B", ",,,,"),
+        ]
+        .concat();
+        let e = read(&body);
+        assert_eq!(rules(&e), vec![]);
+        assert_eq!(e.rows, 4);
+        let a = e.get(&EmployerRef::parse("A").unwrap()).unwrap();
+        let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, vec!["Dental", "Health"]);
+        assert_eq!(a.connections.len(), 1);
+        assert_eq!(
+            a.connections[0].federal_ein.as_ref().unwrap().as_str(),
+            "123456789"
+        );
+        assert_eq!(a.line, 2);
+        let b = e.get(&EmployerRef::parse("B").unwrap()).unwrap();
+        assert!(b.groups.is_empty() && b.connections.is_empty());
+    }
+
+    #[test]
+    fn disagreeing_rows_reject_every_row_of_the_employer() {
+        let body = [
+            row("A", "Health,,,,"),
+            row("A", "Dental,,,,").replace("London", "Leeds"),
+            row("A", "Vision,,,,"),
+            row("B", ",,,,"),
+        ]
+        .concat();
+        let e = read(&body);
+        assert_eq!(
+            rules(&e),
+            vec![
+                (2, Some("city"), Rule::EmployerConflict),
+                (3, Some("city"), Rule::EmployerConflict),
+                (4, Some("city"), Rule::EmployerConflict),
+            ]
+        );
+        assert!(e.rejections[0].message.contains("line 3"));
+        assert!(e.rejections[1].message.contains("line 2"));
+        assert!(e.rejected.contains(&EmployerRef::parse("A").unwrap()));
+        assert_eq!(e.employers.len(), 1);
+    }
+
+    #[test]
+    fn normalised_values_agree() {
+        let body = [
+            row("A", "Health,,,,"),
+            row("A", "Dental,,,,")
+                .replace(",gb,", ",GB,")
+                .replace("jo@example.com", "Jo@Example.com"),
+        ]
+        .concat();
+        assert_eq!(rules(&read(&body)), vec![]);
+    }
+
+    #[test]
+    fn group_and_carrier_conflicts() {
+        let body = [
+            row("A", "Health,Medical,,,"),
+            row("A", "Health,Dental,,,"),
+            row("B", &format!(",,{CARRIER},1,")),
+            row("B", &format!(",,{CARRIER},2,")),
+        ]
+        .concat();
+        let e = read(&body);
+        assert_eq!(
+            rules(&e),
+            vec![
+                (3, Some("group_description"), Rule::GroupConflict),
+                (5, Some("carrier_group_id"), Rule::GroupConflict),
+            ]
+        );
+        assert!(e.employers.is_empty());
+        assert_eq!(e.rejected.len(), 2);
+    }
+
+    #[test]
+    fn half_a_connection_is_required_on_the_missing_column() {
+        let body = [
+            row("A", &format!(",,{CARRIER},,")),
+            row("B", ",,,1,"),
+            row("C", ",,,,123456789"),
+            row("D", ",Desc,,,"),
+        ]
+        .concat();
+        assert_eq!(
+            rules(&read(&body)),
+            vec![
+                (2, Some("carrier_group_id"), Rule::Required),
+                (3, Some("carrier_id"), Rule::Required),
+                (4, Some("carrier_id"), Rule::Required),
+                (5, Some("group_name"), Rule::Required),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_bad_row_rejects_the_employer_with_one_rejection() {
+        let body = [
+            row("A", "Health,,,,"),
+            row("A", &format!("Dental,,{CARRIER},1,12345")),
+            row("A", "Vision,,,,"),
+        ]
+        .concat();
+        let e = read(&body);
+        assert_eq!(rules(&e), vec![(3, Some("federal_ein"), Rule::Ein)]);
+        assert_eq!(e.rejections[0].key.as_deref(), Some("A"));
+        assert!(e.employers.is_empty());
+    }
+
+    #[test]
+    fn state_required_for_us_and_ca() {
+        let body = [
+            row("A", ",,,,").replace(",gb,", ",us,"),
+            row("B", ",,,,").replace(",,E1 6AN,gb,", ",ON,M5V 2T6,ca,"),
+        ]
+        .concat();
+        assert_eq!(
+            rules(&read(&body)),
+            vec![(2, Some("state"), Rule::StateRequired)]
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! Checking one row: the shape checks every row needs (field count, quoting,
+//! encoding, length), then field parsing through the model's newtypes.
+//!
+//! A row gets one rejection, for the first violated column in header order,
+//! so every parse is attempted (no early return) and the problem with the
+//! lowest column position wins. That makes the report deterministic whatever
+//! order the checks are written in.
+
+use csv::ByteRecord;
+
+use super::header::Header;
+use super::reader::Located;
+use crate::model::{
+    truncate, Address, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
+};
+
+/// A quoted field may legitimately span a couple of lines (an address typed
+/// with line breaks); a record spanning more, or with the wrong field count,
+/// is a quote that was never closed.
+const MAX_LINES_IN_FIELD: u64 = 3;
+
+/// Why a row is rejected, before it is tied to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// Header position of the column (`usize::MAX` for an absent column or
+    /// a whole-row problem): the order in which problems compete.
+    pub pos: usize,
+    pub column: Option<String>,
+    pub rule: Rule,
+    pub message: String,
+}
+
+/// The columns of an address, as ids of the file's known columns.
+pub(crate) struct AddressCols {
+    pub line1: usize,
+    pub line2: usize,
+    pub line3: usize,
+    pub city: usize,
+    pub state: usize,
+    pub postal_code: usize,
+    pub country: usize,
+}
+
+pub(crate) struct Row<'a> {
+    rec: &'a ByteRecord,
+    pub header: &'a Header,
+    /// Known column ids whose values are secret: never quoted in a message.
+    secret: Option<usize>,
+    best: Option<Problem>,
+}
+
+impl<'a> Row<'a> {
+    pub(crate) fn new(rec: &'a ByteRecord, header: &'a Header, secret: Option<usize>) -> Self {
+        Row {
+            rec,
+            header,
+            secret,
+            best: None,
+        }
+    }
+
+    /// Whole-row shape checks. An `Err` means the fields cannot be trusted
+    /// to be in their columns, so nothing else is checked. Column-level
+    /// problems (encoding, length) are recorded and compete by position.
+    pub(crate) fn check_shape(&mut self, loc: &Located) -> Result<(), Problem> {
+        let n = self.rec.len();
+        let want = self.header.len();
+        let spans = loc.end_line - loc.line;
+        if spans > 0 && (n != want || spans >= MAX_LINES_IN_FIELD) {
+            let opened = self
+                .rec
+                .iter()
+                .position(|f| f.contains(&b'\n'))
+                .unwrap_or(0);
+            let column = (opened < want).then(|| self.header.name_at(opened).to_owned());
+            let in_column = column
+                .as_ref()
+                .map(|c| format!(" in column '{c}'"))
+                .unwrap_or_default();
+            return Err(Problem {
+                pos: opened,
+                column,
+                rule: Rule::Malformed,
+                message: format!(
+                    "a quote opened on line {}{in_column} is not closed where the field ends, \
+                     so lines {} to {} were read as one row of {n} fields (the header has {want}); \
+                     close the quote, or write a quote inside a field as \"\"",
+                    loc.line, loc.line, loc.end_line
+                ),
+            });
+        }
+        if n != want {
+            return Err(Problem {
+                pos: usize::MAX,
+                column: None,
+                rule: Rule::Malformed,
+                message: format!(
+                    "row has {n} field{}; the header has {want}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
+        }
+        let header = self.header;
+        for &pos in &header.used {
+            let raw = self.rec.get(pos).unwrap_or_default();
+            let problem = match std::str::from_utf8(raw) {
+                Err(e) => Some((
+                    Rule::Malformed,
+                    format!(
+                        "is not valid UTF-8 (byte 0x{:02X} at byte {} of the field); \
+                         re-export the file as UTF-8",
+                        raw.get(e.valid_up_to()).copied().unwrap_or_default(),
+                        e.valid_up_to() + 1
+                    ),
+                )),
+                Ok(s) if s.trim().len() > MAX_FIELD_LEN => Some((
+                    Rule::TooLong,
+                    format!(
+                        "is {} bytes long; at most {MAX_FIELD_LEN} are accepted",
+                        s.trim().len()
+                    ),
+                )),
+                Ok(_) => None,
+            };
+            if let Some((rule, message)) = problem {
+                let name = header.name_at(pos).to_owned();
+                self.note(pos, Some(name), rule, message);
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, pos: usize, column: Option<String>, rule: Rule, message: String) {
+        if self.precedes_best(pos) {
+            self.best = Some(Problem {
+                pos,
+                column,
+                rule,
+                message,
+            });
+        }
+    }
+
+    fn precedes_best(&self, pos: usize) -> bool {
+        match &self.best {
+            Some(b) => pos < b.pos,
+            None => true,
+        }
+    }
+
+    fn pos(&self, id: usize) -> usize {
+        self.header.pos(id).unwrap_or(usize::MAX)
+    }
+
+    /// Record a problem with a known column, unless an earlier column
+    /// already has one.
+    pub(crate) fn fail(&mut self, id: usize, rule: Rule, message: String) {
+        let pos = self.pos(id);
+        if self.precedes_best(pos) {
+            let name = self.header.name(id).to_owned();
+            self.note(pos, Some(name), rule, message);
+        }
+    }
+
+    fn str_at(rec: &'a ByteRecord, pos: usize) -> &'a str {
+        rec.get(pos)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(str::trim)
+            .unwrap_or("")
+    }
+
+    /// The trimmed value of a known column; empty if absent or unreadable
+    /// (unreadable values were already reported by `check_shape`).
+    pub(crate) fn raw(&self, id: usize) -> &'a str {
+        match self.header.pos(id) {
+            Some(pos) => Self::str_at(self.rec, pos),
+            None => "",
+        }
+    }
+
+    /// Parse a required value; the model's parsers report an empty one.
+    pub(crate) fn required<T>(
+        &mut self,
+        id: usize,
+        parse: impl FnOnce(&str) -> Result<T, Violation>,
+    ) -> Option<T> {
+        let value = self.raw(id);
+        match parse(value) {
+            Ok(v) => Some(v),
+            Err(v) => {
+                let message = self.describe(id, value, &v);
+                self.fail(id, v.rule, message);
+                None
+            }
+        }
+    }
+
+    /// Parse an optional value: `Some(None)` when empty, `None` when invalid.
+    pub(crate) fn optional<T>(
+        &mut self,
+        id: usize,
+        parse: impl FnOnce(&str) -> Result<T, Violation>,
+    ) -> Option<Option<T>> {
+        if self.raw(id).is_empty() {
+            return Some(None);
+        }
+        self.required(id, parse).map(Some)
+    }
+
+    /// The message for a violation: the model's sentence, with the value
+    /// quoted in front when that helps and is safe.
+    pub(crate) fn describe(&self, id: usize, value: &str, v: &Violation) -> String {
+        let quiet = matches!(v.rule, Rule::Required | Rule::TooLong | Rule::Malformed)
+            || self.secret == Some(id)
+            || v.message.starts_with('\'');
+        if quiet {
+            v.message.clone()
+        } else {
+            format!("'{}' {}", truncate(value, 40), v.message)
+        }
+    }
+
+    /// All `metadata.KEY` columns, within Kota's limits.
+    pub(crate) fn metadata(&mut self) -> Option<Metadata> {
+        let rec = self.rec;
+        let cols = &self.header.metadata;
+        let pairs = cols
+            .iter()
+            .map(|(k, pos)| (k.as_str(), Self::str_at(rec, *pos)));
+        let err = match Metadata::from_pairs(pairs) {
+            Ok(m) => return Some(m),
+            Err(e) => e,
+        };
+        // Name the column: the one whose own key or value breaks a limit,
+        // else (too many keys) the first value past the limit.
+        let single = cols.iter().find_map(|(k, pos)| {
+            Metadata::from_pairs([(k.as_str(), Self::str_at(rec, *pos))])
+                .err()
+                .map(|e| (*pos, e))
+        });
+        let (pos, v) = single.unwrap_or_else(|| {
+            let past = cols
+                .iter()
+                .filter(|(_, pos)| !Self::str_at(rec, *pos).is_empty())
+                .nth(Metadata::MAX_KEYS)
+                .map(|(_, pos)| *pos)
+                .unwrap_or(usize::MAX);
+            (past, err)
+        });
+        let name = self.header.name_at(pos).to_owned();
+        self.note(pos, Some(name), v.rule, v.message);
+        None
+    }
+
+    /// An address; state is required where the country needs one.
+    pub(crate) fn address(&mut self, c: &AddressCols) -> Option<Address> {
+        let line1 = self.required(c.line1, Text::parse);
+        let line2 = self.optional(c.line2, Text::parse);
+        let line3 = self.optional(c.line3, Text::parse);
+        let city = self.required(c.city, Text::parse);
+        let state = self.optional(c.state, Text::parse);
+        let postal_code = self.required(c.postal_code, Text::parse);
+        let country = self.required(c.country, CountryCode::parse);
+        if let (Some(country), Some(None)) = (country, &state) {
+            if country.needs_state() {
+                self.fail(
+                    c.state,
+                    Rule::StateRequired,
+                    format!(
+                        "is required for an address in {} (state or province code, e.g. {})",
+                        country.as_str(),
+                        if country.as_str() == "us" { "NY" } else { "ON" }
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(Address {
+            line1: line1?,
+            line2: line2?,
+            line3: line3?,
+            city: city?,
+            state: state?,
+            postal_code: postal_code?,
+            country: country?,
+        })
+    }
+
+    /// The row's problem, if any: the one in the earliest column.
+    pub(crate) fn finish(self) -> Option<Problem> {
+        self.best
+    }
+
+    pub(crate) fn has_problem(&self) -> bool {
+        self.best.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLS: &[&str] = &["a", "b", "tax"];
+
+    fn header(names: &[&str]) -> Header {
+        let mut w = Vec::new();
+        Header::resolve(&ByteRecord::from(names.to_vec()), COLS, &[], &mut w).unwrap()
+    }
+
+    fn loc(line: u64, end_line: u64) -> Located {
+        Located { line, end_line }
+    }
+
+    #[test]
+    fn earliest_column_in_header_order_wins() {
+        let h = header(&["b", "a"]);
+        let rec = ByteRecord::from(vec!["x", "y"]);
+        let mut row = Row::new(&rec, &h, None);
+        row.fail(0, Rule::Email, "a is bad".into());
+        row.fail(1, Rule::Phone, "b is bad".into());
+        row.fail(0, Rule::Date, "a again".into());
+        let p = row.finish().unwrap();
+        assert_eq!((p.column.as_deref(), p.rule), (Some("b"), Rule::Phone));
+    }
+
+    #[test]
+    fn ragged_row_is_malformed() {
+        let h = header(&["a", "b"]);
+        let rec = ByteRecord::from(vec!["x"]);
+        let p = Row::new(&rec, &h, None)
+            .check_shape(&loc(2, 2))
+            .unwrap_err();
+        assert_eq!(p.rule, Rule::Malformed);
+        assert_eq!(p.column, None);
+        assert_eq!(p.message, "row has 1 field; the header has 2");
+    }
+
+    #[test]
+    fn unclosed_quote_names_opening_line_and_column() {
+        let h = header(&["a", "b"]);
+        // Swallowed lines give the wrong field count...
+        let rec = ByteRecord::from(vec!["x\nz,w"]);
+        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 5)).unwrap_err();
+        assert_eq!((p.column.as_deref(), p.rule), (Some("a"), Rule::Malformed));
+        assert!(p.message.contains("opened on line 4"), "{}", p.message);
+        assert!(p.message.contains("lines 4 to 5"), "{}", p.message);
+        // ...or, by chance the right one, span many lines.
+        let rec = ByteRecord::from(vec!["x", "y\nz,w\nq\nr"]);
+        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 7)).unwrap_err();
+        assert_eq!(p.column.as_deref(), Some("b"));
+        assert!(p.message.contains("lines 4 to 7"), "{}", p.message);
+    }
+
+    #[test]
+    fn short_multiline_field_with_right_count_is_accepted() {
+        let h = header(&["a", "b"]);
+        let rec = ByteRecord::from(vec!["x", "flat 2\nthe street"]);
+        let mut row = Row::new(&rec, &h, None);
+        row.check_shape(&loc(4, 5)).unwrap();
+        assert!(!row.has_problem());
+    }
+
+    #[test]
+    fn bad_utf8_and_long_fields_name_their_column() {
+        let h = header(&["a", "b"]);
+        let long = "x".repeat(MAX_FIELD_LEN + 1);
+        let rec = ByteRecord::from(vec![&b"caf\xe9"[..], long.as_bytes()]);
+        let mut row = Row::new(&rec, &h, None);
+        row.check_shape(&loc(2, 2)).unwrap();
+        let p = row.finish().unwrap();
+        assert_eq!((p.column.as_deref(), p.rule), (Some("a"), Rule::Malformed));
+        assert!(p.message.contains("0xE9"));
+
+        let rec = ByteRecord::from(vec!["ok", long.as_str()]);
+        let mut row = Row::new(&rec, &h, None);
+        row.check_shape(&loc(2, 2)).unwrap();
+        let p = row.finish().unwrap();
+        assert_eq!((p.column.as_deref(), p.rule), (Some("b"), Rule::TooLong));
+        assert!(p.message.len() < 100);
+    }
+
+    #[test]
+    fn secret_values_are_never_quoted() {
+        let h = header(&["a", "tax"]);
+        let rec = ByteRecord::from(vec!["x", "AB123"]);
+        let row = Row::new(&rec, &h, Some(2));
+        let v = Violation::new(Rule::Malformed, "is odd");
+        assert!(!row.describe(2, "AB123", &v).contains("AB123"));
+        let v = Violation::new(Rule::Email, "is odd");
+        assert!(!row.describe(2, "AB123", &v).contains("AB123"));
+        assert!(row.describe(0, "x", &v).contains("'x'"));
+    }
+
+    #[test]
+    fn metadata_problem_names_the_column() {
+        let h = {
+            let mut w = Vec::new();
+            let mut names: Vec<String> = vec!["a".into()];
+            names.extend((0..26).map(|i| format!("metadata.k{i}")));
+            Header::resolve(&ByteRecord::from(names), COLS, &[], &mut w).unwrap()
+        };
+        let mut fields: Vec<String> = vec!["x".into()];
+        fields.extend((0..26).map(|_| "v".to_owned()));
+        let rec = ByteRecord::from(fields.clone());
+        let mut row = Row::new(&rec, &h, None);
+        assert!(row.metadata().is_none());
+        let p = row.finish().unwrap();
+        assert_eq!(
+            (p.column.as_deref(), p.rule),
+            (Some("metadata.k24"), Rule::Metadata)
+        );
+
+        fields[3] = "v".repeat(501);
+        let rec = ByteRecord::from(fields);
+        let mut row = Row::new(&rec, &h, None);
+        assert!(row.metadata().is_none());
+        let p = row.finish().unwrap();
+        assert_eq!(p.column.as_deref(), Some("metadata.k2"));
+    }
+}

@@ -17,7 +17,9 @@ fn init_logging(log: &benefits_sync::cli::LogArgs) {
     };
     let filter = EnvFilter::try_from_env("BENEFITS_SYNC_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,benefits_sync={level}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match log.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_target(false).init(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    as_of, describe_holder, hostname, open_store, parse_targets, state_path, AppError, EXIT_FAILED, EXIT_INTERRUPTED,
-    EXIT_INVALID_STRICT, EXIT_OK,
+    as_of, describe_holder, hostname, open_store, parse_targets, state_path, AppError, EXIT_FAILED,
+    EXIT_INTERRUPTED, EXIT_INVALID_STRICT, EXIT_OK,
 };
 use crate::apply::{self, ApplyInput, ApplyOptions, RawTargets, Stop, Targets};
 use crate::cli::ApplyArgs;
@@ -23,7 +23,10 @@ fn signals() -> mpsc::UnboundedReceiver<()> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             loop {
@@ -49,7 +52,8 @@ fn signals() -> mpsc::UnboundedReceiver<()> {
 pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
     let inputs = args.inputs.clone();
     let only = parse_targets(&inputs.targets)?;
-    let rate = NonZeroU32::new(args.rate_limit).ok_or_else(|| AppError::Config("--rate-limit must be at least 1".into()))?;
+    let rate = NonZeroU32::new(args.rate_limit)
+        .ok_or_else(|| AppError::Config("--rate-limit must be at least 1".into()))?;
     let burst = NonZeroU32::new(args.burst.unwrap_or(args.rate_limit))
         .ok_or_else(|| AppError::Config("--burst must be at least 1".into()))?;
     if args.concurrency == 0 {
@@ -59,10 +63,20 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
     // The sandbox, when asked for, lives for the whole run.
     let mut sandbox = None;
     let targets = if inputs.sandbox {
-        let data = args.sandbox_data.clone().unwrap_or_else(|| super::SANDBOX_DATA.into());
-        let sb = crate::sandbox::start(crate::sandbox::SandboxConfig { data: Some(data.clone()), ..Default::default() })
-            .await
-            .map_err(|e| AppError::Config(format!("cannot start the sandbox: {e}")))?;
+        let data: std::path::PathBuf = args
+            .sandbox_data
+            .clone()
+            .unwrap_or_else(|| super::SANDBOX_DATA.into());
+        if let Some(dir) = data.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AppError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let sb = crate::sandbox::start(crate::sandbox::SandboxConfig {
+            data: Some(data.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| AppError::Config(format!("cannot start the sandbox: {e}")))?;
         tracing::info!("sandbox listening on {}", sb.base_url());
         let raw = RawTargets {
             kota_url: Some(sb.kota_url()),
@@ -75,7 +89,8 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
             ic_token: Some(crate::sandbox::SANDBOX_IC_TOKEN.into()),
         };
         let abs = std::fs::canonicalize(&data).unwrap_or(data);
-        let mut t = Targets::from_raw(&raw, &only, false).map_err(|e| AppError::Config(e.to_string()))?;
+        let mut t =
+            Targets::from_raw(&raw, &only, false).map_err(|e| AppError::Config(e.to_string()))?;
         t.sandbox_identity = Some(format!("sandbox:{}", abs.display()));
         sandbox = Some(sb);
         t
@@ -85,7 +100,8 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
         raw.noyo_url = args.noyo_url.clone().or(raw.noyo_url);
         raw.noyo_token_url = args.noyo_token_url.clone().or(raw.noyo_token_url);
         raw.ic_url = args.ic_url.clone().or(raw.ic_url);
-        Targets::from_raw(&raw, &only, args.allow_insecure_http).map_err(|e| AppError::Config(e.to_string()))?
+        Targets::from_raw(&raw, &only, args.allow_insecure_http)
+            .map_err(|e| AppError::Config(e.to_string()))?
     };
     if !(targets.kota.is_some() || targets.noyo.is_some() || targets.ic.is_some()) {
         tracing::warn!("no target is configured (set KOTA_API_URL/KOTA_API_KEY, NOYO_*, IC_* or use --sandbox): every operation will be reported as skipped");
@@ -98,7 +114,10 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
     let started = chrono::Utc::now().to_rfc3339();
     let run_id = {
         let h = host.clone();
-        match store.call(move |c| db::acquire_lock(c, "apply", pid, &h, &started))? {
+        match store
+            .call_async(move |c| db::acquire_lock(c, "apply", pid, &h, &started))
+            .await?
+        {
             Ok(id) => id,
             Err(holder) => {
                 let msg = describe_holder(&path, &holder);
@@ -119,10 +138,15 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
             },
             summary.clone(),
         ),
-        Err(e) => ("error", serde_json::json!({"error": e.to_string()}).to_string()),
+        Err(e) => (
+            "error",
+            serde_json::json!({"error": e.to_string()}).to_string(),
+        ),
     };
     let now = chrono::Utc::now().to_rfc3339();
-    let release = store.call(move |c| db::release_lock(c, run_id, outcome, &summary, &now));
+    let release = store
+        .call_async(move |c| db::release_lock(c, run_id, outcome, &summary, &now))
+        .await;
     store.close();
     if let Some(sb) = sandbox {
         sb.shutdown().await;
@@ -144,8 +168,12 @@ async fn locked(
 ) -> Result<(u8, String), AppError> {
     let inputs = &args.inputs;
     let recorded = store.call_async(|c| db::get_meta(c, "targets")).await?;
-    let record = targets.check_against(recorded.as_deref()).map_err(|e| AppError::Config(e.to_string()))?;
-    store.call_async(move |c| db::set_meta(c, "targets", &record)).await?;
+    let record = targets
+        .check_against(recorded.as_deref())
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    store
+        .call_async(move |c| db::set_meta(c, "targets", &record))
+        .await?;
 
     let s = store.clone();
     let snap = tokio::task::spawn_blocking(move || s.snapshot())
@@ -158,12 +186,23 @@ async fn locked(
     let ctx = match &saved {
         Some(sp) => {
             let hash = |p: &std::path::Path| {
-                file_hash(p).map_err(|e| AppError::Config(format!("cannot read {}: {e}", p.display())))
+                file_hash(p)
+                    .map_err(|e| AppError::Config(format!("cannot read {}: {e}", p.display())))
             };
-            sp.check_inputs(&hash(&inputs.employers)?, &hash(&inputs.employees)?, snap.version)?;
-            PlanContext { today: sp.as_of, offboard_missing: sp.offboard_missing }
+            sp.check_inputs(
+                &hash(&inputs.employers)?,
+                &hash(&inputs.employees)?,
+                snap.version,
+            )?;
+            PlanContext {
+                today: sp.as_of,
+                offboard_missing: sp.offboard_missing,
+            }
         }
-        None => PlanContext { today: as_of(&inputs.as_of)?, offboard_missing: inputs.offboard_missing },
+        None => PlanContext {
+            today: as_of(&inputs.as_of)?,
+            offboard_missing: inputs.offboard_missing,
+        },
     };
     let (employers, employees) = (inputs.employers.clone(), inputs.employees.clone());
     let (plan, snap) = tokio::task::spawn_blocking(move || {
@@ -181,14 +220,26 @@ async fn locked(
             tracing::warn!("rejected: {r}");
         }
         if plan.rejections.len() > 20 {
-            tracing::warn!("... {} rejected rows in all (run plan for the full list)", plan.rejections.len());
+            tracing::warn!(
+                "... {} rejected rows in all (run plan for the full list)",
+                plan.rejections.len()
+            );
         }
         if inputs.strict {
-            tracing::error!("--strict: {} invalid rows, nothing applied", plan.rejections.len());
-            return Ok((EXIT_INVALID_STRICT, serde_json::json!({"rejected_rows": plan.rejections.len()}).to_string()));
+            tracing::error!(
+                "--strict: {} invalid rows, nothing applied",
+                plan.rejections.len()
+            );
+            return Ok((
+                EXIT_INVALID_STRICT,
+                serde_json::json!({"rejected_rows": plan.rejections.len()}).to_string(),
+            ));
         }
     }
-    tracing::info!("applying {} operations (run {run_id})", plan.operations.len());
+    tracing::info!(
+        "applying {} operations (run {run_id})",
+        plan.operations.len()
+    );
     let operations = plan.operations.clone();
     let input = ApplyInput {
         operations: std::mem::take(&mut plan.operations),
@@ -210,14 +261,19 @@ async fn locked(
     let result = apply::apply(store, run_id, targets, input, &opts, &mut sig).await?;
     let report = RunReport::build(run_id, &operations, &plan, &result);
     let mut text = Vec::new();
-    report.render_text(&mut text).map_err(|e| AppError::Output(e.to_string()))?;
+    report
+        .render_text(&mut text)
+        .map_err(|e| AppError::Output(e.to_string()))?;
     print!("{}", String::from_utf8_lossy(&text));
     if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).map_err(|e| AppError::Output(e.to_string()))?;
-        crate::report::write_private(path, &json)
-            .map_err(|e| AppError::Output(format!("cannot write report {}: {e}", path.display())))?;
+        let json =
+            serde_json::to_vec_pretty(&report).map_err(|e| AppError::Output(e.to_string()))?;
+        crate::report::write_private(path, &json).map_err(|e| {
+            AppError::Output(format!("cannot write report {}: {e}", path.display()))
+        })?;
     }
-    let summary = serde_json::json!({"totals": report.totals, "requests": report.requests}).to_string();
+    let summary =
+        serde_json::json!({"totals": report.totals, "requests": report.requests}).to_string();
     let code = match result.stop {
         Stop::Interrupted | Stop::Abandoned => EXIT_INTERRUPTED,
         Stop::Completed if report.totals.failed > 0 => EXIT_FAILED,

@@ -58,20 +58,33 @@ pub const SANDBOX_DATA: &str = "state/sandbox-data.db";
 pub const DEFAULT_STATE: &str = "state/benefits-sync.db";
 
 pub fn state_path(given: &Option<PathBuf>, sandbox: bool) -> PathBuf {
-    given.clone().unwrap_or_else(|| PathBuf::from(if sandbox { SANDBOX_STATE } else { DEFAULT_STATE }))
+    given.clone().unwrap_or_else(|| {
+        PathBuf::from(if sandbox {
+            SANDBOX_STATE
+        } else {
+            DEFAULT_STATE
+        })
+    })
 }
 
 pub fn parse_targets(list: &[String]) -> Result<Vec<Target>, AppError> {
     list.iter()
         .filter(|s| !s.trim().is_empty())
-        .map(|s| Target::parse(s).ok_or_else(|| AppError::Config(format!("unknown target '{s}' in --targets; use kota, noyo or ic"))))
+        .map(|s| {
+            Target::parse(s).ok_or_else(|| {
+                AppError::Config(format!(
+                    "unknown target '{s}' in --targets; use kota, noyo or ic"
+                ))
+            })
+        })
         .collect()
 }
 
 pub fn as_of(given: &Option<String>) -> Result<NaiveDate, AppError> {
     match given {
         None => Ok(chrono::Local::now().date_naive()),
-        Some(s) => crate::model::parse_date(s).map_err(|v| AppError::Config(format!("--as-of: {}", v.message))),
+        Some(s) => crate::model::parse_date(s)
+            .map_err(|v| AppError::Config(format!("--as-of: {}", v.message))),
     }
 }
 
@@ -96,7 +109,9 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 pub fn hostname() -> String {
-    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown-host".into())
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
 }
 
 /// Describe a lock holder, and whether it is still running.

@@ -5,7 +5,10 @@ use crate::cli::SandboxArgs;
 use crate::sandbox::{self, FaultConfig, SandboxConfig};
 
 pub async fn run(args: SandboxArgs) -> Result<u8, AppError> {
-    for (name, v) in [("--error-rate", args.error_rate), ("--drop-rate", args.drop_rate)] {
+    for (name, v) in [
+        ("--error-rate", args.error_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(AppError::Config(format!("{name} must be between 0 and 1")));
         }
@@ -24,6 +27,8 @@ pub async fn run(args: SandboxArgs) -> Result<u8, AppError> {
         ic_duplicate_status: if args.ic_duplicate_422 { 422 } else { 409 },
         ..SandboxConfig::default()
     };
-    sandbox::serve_until_signal(config).await.map_err(|e| AppError::Config(e.to_string()))?;
+    sandbox::serve_until_signal(config)
+        .await
+        .map_err(|e| AppError::Config(e.to_string()))?;
     Ok(EXIT_OK)
 }

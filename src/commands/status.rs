@@ -20,7 +20,10 @@ struct Status {
 pub fn run(args: StatusArgs) -> Result<u8, AppError> {
     let path = state_path(&args.state, args.sandbox);
     if !path.exists() {
-        return Err(AppError::Config(format!("no state database at {}: nothing has been synced with it yet", path.display())));
+        return Err(AppError::Config(format!(
+            "no state database at {}: nothing has been synced with it yet",
+            path.display()
+        )));
     }
     let store = open_store(&path)?;
     let status = store.call(|c| {
@@ -35,15 +38,25 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
         })
     })?;
     store.close();
-    let status = Status { state: path.display().to_string(), ..status };
+    let status = Status {
+        state: path.display().to_string(),
+        ..status
+    };
     match args.format {
         StatusFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&status).map_err(|e| AppError::Output(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status)
+                    .map_err(|e| AppError::Output(e.to_string()))?
+            );
         }
         StatusFormat::Text => {
             println!("state {} (version {})", status.state, status.state_version);
             match &status.lock {
-                Some(h) => println!("locked by run {} (pid {} on {}, since {})", h.run_id, h.pid, h.host, h.started),
+                Some(h) => println!(
+                    "locked by run {} (pid {} on {}, since {})",
+                    h.run_id, h.pid, h.host, h.started
+                ),
                 None => println!("not locked"),
             }
             println!("\nRecent runs");
@@ -68,11 +81,22 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
             for (s, n) in &status.journal {
                 println!("  {s:<10} {n}");
             }
-            let open: Vec<_> = status.open_operations.iter().filter(|o| o.status != "skipped").collect();
+            let open: Vec<_> = status
+                .open_operations
+                .iter()
+                .filter(|o| o.status != "skipped")
+                .collect();
             if !open.is_empty() {
                 println!("\nPending and failed operations (planned again on the next run)");
                 for o in open.iter().take(50) {
-                    println!("  {:<10} {} (attempts {}, {}) {}", o.status, o.op_key, o.attempts, o.updated, o.error.as_deref().unwrap_or(""));
+                    println!(
+                        "  {:<10} {} (attempts {}, {}) {}",
+                        o.status,
+                        o.op_key,
+                        o.attempts,
+                        o.updated,
+                        o.error.as_deref().unwrap_or("")
+                    );
                 }
                 if open.len() > 50 {
                     println!("  ... {} more (use --format json)", open.len() - 50);
@@ -81,7 +105,10 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
             if !status.connections.is_empty() {
                 println!("\nNoyo connections");
                 for c in &status.connections {
-                    println!("  {} carrier {}: {}", c.employer_ref, c.carrier_id, c.status);
+                    println!(
+                        "  {} carrier {}: {}",
+                        c.employer_ref, c.carrier_id, c.status
+                    );
                 }
             }
         }

@@ -20,7 +20,11 @@ pub fn run(args: UnlockArgs) -> Result<u8, AppError> {
         return Err(AppError::Locked(format!(
             "{}; not releasing it{}",
             describe_holder(&path, &h),
-            if other_host { " (it was taken on another host: pass --force once you know that run is gone)" } else { "" }
+            if other_host {
+                " (it was taken on another host: pass --force once you know that run is gone)"
+            } else {
+                ""
+            }
         )));
     }
     let now = chrono::Utc::now().to_rfc3339();

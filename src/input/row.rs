@@ -340,13 +340,17 @@ mod tests {
         let h = header(&["a", "b"]);
         // Swallowed lines give the wrong field count...
         let rec = ByteRecord::from(vec!["x\nz,w"]);
-        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 5)).unwrap_err();
+        let p = Row::new(&rec, &h, None)
+            .check_shape(&loc(4, 5))
+            .unwrap_err();
         assert_eq!((p.column.as_deref(), p.rule), (Some("a"), Rule::Malformed));
         assert!(p.message.contains("opened on line 4"), "{}", p.message);
         assert!(p.message.contains("lines 4 to 5"), "{}", p.message);
         // ...or, by chance the right one, span many lines.
         let rec = ByteRecord::from(vec!["x", "y\nz,w\nq\nr"]);
-        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 7)).unwrap_err();
+        let p = Row::new(&rec, &h, None)
+            .check_shape(&loc(4, 7))
+            .unwrap_err();
         assert_eq!(p.column.as_deref(), Some("b"));
         assert!(p.message.contains("lines 4 to 7"), "{}", p.message);
     }

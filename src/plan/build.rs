@@ -53,7 +53,13 @@ pub fn build(
     keep_payloads: bool,
 ) -> Result<Plan, InputError> {
     let employers = input::read_employers(employers_path)?;
-    let mut planner = Planner::new(ctx.clone(), snap, &employers.employers, &employers.rejected, keep_payloads);
+    let mut planner = Planner::new(
+        ctx.clone(),
+        snap,
+        &employers.employers,
+        &employers.rejected,
+        keep_payloads,
+    );
     let summary = input::read_employees(employees_path, &employers, |e| planner.employee(e))?;
     for r in &summary.rejections {
         if let Some(k) = &r.key {

@@ -339,6 +339,7 @@ impl<'a> Planner<'a> {
         let first = self.body.operations.len() as u32;
         let seed = self.snap.fp_seed;
         let fp = fingerprint::employee(seed, &e);
+        let fp_now = fp.clone();
         let er = &e.employer_ref;
         let subject = Subject::Employee(er.clone(), e.employee_ref.clone());
         let mut create: Option<u32> = None;
@@ -428,21 +429,36 @@ impl<'a> Planner<'a> {
             }
         }
         if !leaving_or_left {
+            let old = self.snap.employees.get(&e.employee_ref);
+            let changed = old.is_some_and(|o| o.fp != fp_now);
             for g in &e.groups {
-                let state = self
-                    .snap
-                    .employees
-                    .get(&e.employee_ref)
-                    .and_then(|s| s.membership(g));
-                if state == Some(&MembershipState::Added) || employer.group(g).is_none() {
+                let state = old.and_then(|s| s.membership(g));
+                if employer.group(g).is_none() {
                     continue;
+                }
+                match state {
+                    Some(MembershipState::Added) => continue,
+                    Some(MembershipState::Ineligible { codes, checked }) if !changed => {
+                        // Eligibility changes with the employee's data or with
+                        // time: check again when the data changed, when a
+                        // not-yet-started employee's start date has come, or
+                        // weekly; not every night (a nightly no-op run sends
+                        // nothing).
+                        let started = codes.contains("not_started") && e.start_on <= self.ctx.today;
+                        let stale =
+                            checked.is_none_or(|d| d + chrono::Days::new(7) <= self.ctx.today);
+                        if !started && !stale {
+                            continue;
+                        }
+                    }
+                    _ => {}
                 }
                 let mut deps: Vec<u32> = create.into_iter().collect();
                 if let Some(&gi) = self.group_create.get(&(er, g)) {
                     deps.push(gi);
                 }
                 let note = match state {
-                    Some(MembershipState::Ineligible(codes)) => {
+                    Some(MembershipState::Ineligible { codes, .. }) => {
                         Some(format!("re-check: last found ineligible ({codes})"))
                     }
                     _ => None,

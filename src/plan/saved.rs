@@ -43,8 +43,14 @@ pub enum SavedPlanError {
 /// Why a saved plan no longer applies.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Stale {
-    #[error("{which} changed since the plan was saved (blake3 {saved} then, {now} now); run plan again")]
-    Input { which: &'static str, saved: String, now: String },
+    #[error(
+        "{which} changed since the plan was saved (blake3 {saved} then, {now} now); run plan again"
+    )]
+    Input {
+        which: &'static str,
+        saved: String,
+        now: String,
+    },
     #[error("the state database moved from version {saved} to {now} since the plan was saved; run plan again")]
     State { saved: u64, now: u64 },
     #[error("the plan computed now differs from the saved one ({0}); run plan again")]
@@ -63,7 +69,11 @@ impl SavedPlan {
             operations: p
                 .operations
                 .iter()
-                .map(|o| SavedOp { key: o.key(), fingerprint: o.fp.combined(), depends_on: o.deps.clone() })
+                .map(|o| SavedOp {
+                    key: o.key(),
+                    fingerprint: o.fp.combined(),
+                    depends_on: o.deps.clone(),
+                })
                 .collect(),
         }
     }
@@ -77,23 +87,43 @@ impl SavedPlan {
     pub fn load(path: &Path) -> Result<SavedPlan, SavedPlanError> {
         let d = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| SavedPlanError::Read(d.clone(), e))?;
-        let p: SavedPlan = serde_json::from_str(&text).map_err(|e| SavedPlanError::Format(d.clone(), e.to_string()))?;
+        let p: SavedPlan = serde_json::from_str(&text)
+            .map_err(|e| SavedPlanError::Format(d.clone(), e.to_string()))?;
         if p.schema != SCHEMA {
-            return Err(SavedPlanError::Format(d, format!("schema {} (expected {SCHEMA})", p.schema)));
+            return Err(SavedPlanError::Format(
+                d,
+                format!("schema {} (expected {SCHEMA})", p.schema),
+            ));
         }
         Ok(p)
     }
 
     /// Compare with the hashes of the files now and the state version now.
-    pub fn check_inputs(&self, employers_hash: &str, employees_hash: &str, state_version: u64) -> Result<(), Stale> {
+    pub fn check_inputs(
+        &self,
+        employers_hash: &str,
+        employees_hash: &str,
+        state_version: u64,
+    ) -> Result<(), Stale> {
         if self.employers.blake3 != employers_hash {
-            return Err(Stale::Input { which: "employers file", saved: short(&self.employers.blake3), now: short(employers_hash) });
+            return Err(Stale::Input {
+                which: "employers file",
+                saved: short(&self.employers.blake3),
+                now: short(employers_hash),
+            });
         }
         if self.employees.blake3 != employees_hash {
-            return Err(Stale::Input { which: "employees file", saved: short(&self.employees.blake3), now: short(employees_hash) });
+            return Err(Stale::Input {
+                which: "employees file",
+                saved: short(&self.employees.blake3),
+                now: short(employees_hash),
+            });
         }
         if self.state_version != state_version {
-            return Err(Stale::State { saved: self.state_version, now: state_version });
+            return Err(Stale::State {
+                saved: self.state_version,
+                now: state_version,
+            });
         }
         Ok(())
     }
@@ -102,10 +132,22 @@ impl SavedPlan {
     pub fn check_plan(&self, p: &Plan) -> Result<(), Stale> {
         let now = SavedPlan::from_plan(p);
         if now.operations.len() != self.operations.len() {
-            return Err(Stale::Operations(format!("{} operations saved, {} now", self.operations.len(), now.operations.len())));
+            return Err(Stale::Operations(format!(
+                "{} operations saved, {} now",
+                self.operations.len(),
+                now.operations.len()
+            )));
         }
-        if let Some((a, b)) = self.operations.iter().zip(&now.operations).find(|(a, b)| a != b) {
-            return Err(Stale::Operations(format!("saved {} but now {}", a.key, b.key)));
+        if let Some((a, b)) = self
+            .operations
+            .iter()
+            .zip(&now.operations)
+            .find(|(a, b)| a != b)
+        {
+            return Err(Stale::Operations(format!(
+                "saved {} but now {}",
+                a.key, b.key
+            )));
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::fingerprint;
 use super::planner::{FindingKind, PlanContext, Planner};
-use super::{OpKind, Operation};
+use super::Operation;
 use crate::model::*;
 use crate::state::{EmployeeSnap, EmployerSnap, MembershipState, Snapshot};
 
@@ -30,7 +30,10 @@ fn addr(country: &str, line1: &str) -> Address {
 fn employer(r: &str, groups: &[&str], carriers: &[&str]) -> Employer {
     let mut groups: Vec<GroupSpec> = groups
         .iter()
-        .map(|g| GroupSpec { name: GroupName::parse(g).unwrap(), description: None })
+        .map(|g| GroupSpec {
+            name: GroupName::parse(g).unwrap(),
+            description: None,
+        })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     let mut connections: Vec<ConnectionSpec> = carriers
@@ -49,7 +52,10 @@ fn employer(r: &str, groups: &[&str], carriers: &[&str]) -> Employer {
         legal_name: Text::parse(&format!("{r} Ltd")).unwrap(),
         registration_number: None,
         address: addr("ie", "1 Main St"),
-        contact: Contact { name: Text::parse("Pat").unwrap(), email: Email::parse("pat@example.com").unwrap() },
+        contact: Contact {
+            name: Text::parse("Pat").unwrap(),
+            email: Email::parse("pat@example.com").unwrap(),
+        },
         earliest_benefits_start_date: None,
         metadata: Metadata::default(),
         groups,
@@ -59,7 +65,10 @@ fn employer(r: &str, groups: &[&str], carriers: &[&str]) -> Employer {
 }
 
 fn employee(r: &str, er: &str, groups: &[&str]) -> Employee {
-    let mut groups: Vec<GroupName> = groups.iter().map(|g| GroupName::parse(g).unwrap()).collect();
+    let mut groups: Vec<GroupName> = groups
+        .iter()
+        .map(|g| GroupName::parse(g).unwrap())
+        .collect();
     groups.sort();
     Employee {
         employee_ref: EmployeeRef::parse(r).unwrap(),
@@ -85,10 +94,18 @@ const C1: &str = "8fac0992-933a-4743-8dab-0d606ef2569e";
 const C2: &str = "9fac0992-933a-4743-8dab-0d606ef2569e";
 
 fn ctx() -> PlanContext {
-    PlanContext { today: d("2026-06-01"), offboard_missing: false }
+    PlanContext {
+        today: d("2026-06-01"),
+        offboard_missing: false,
+    }
 }
 
-fn plan(snap: &Snapshot, employers: &[Employer], employees: Vec<Employee>, ctx: PlanContext) -> super::PlanBody {
+fn plan(
+    snap: &Snapshot,
+    employers: &[Employer],
+    employees: Vec<Employee>,
+    ctx: PlanContext,
+) -> super::PlanBody {
     let mut p = Planner::new(ctx, snap, employers, &BTreeSet::new(), true);
     for e in employees {
         p.employee(e);
@@ -102,15 +119,25 @@ fn keys(ops: &[Operation]) -> Vec<String> {
 
 /// A snapshot as if `employers` and `employees` had all been synced.
 fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
-    let mut s = Snapshot { fp_seed: 7, version: 3, ..Snapshot::default() };
+    let mut s = Snapshot {
+        fp_seed: 7,
+        version: 3,
+        ..Snapshot::default()
+    };
     for e in employers {
         s.employers.insert(
             e.employer_ref.clone(),
-            EmployerSnap { kota_id: Some("er_1".into()), fp: fingerprint::employer(7, e), noyo_group_id: None },
+            EmployerSnap {
+                kota_id: Some("er_1".into()),
+                fp: fingerprint::employer(7, e),
+                noyo_group_id: None,
+            },
         );
         for g in &e.groups {
-            s.kota_groups.insert((e.employer_ref.clone(), g.name.clone()), "gr_1".into());
-            s.ic_groups.insert((e.employer_ref.clone(), g.name.clone()), "ic_1".into());
+            s.kota_groups
+                .insert((e.employer_ref.clone(), g.name.clone()), "gr_1".into());
+            s.ic_groups
+                .insert((e.employer_ref.clone(), g.name.clone()), "ic_1".into());
         }
     }
     for e in employees {
@@ -121,7 +148,11 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
                 kota_id: "ee_1".into(),
                 fp: fingerprint::employee(7, e),
                 offboarded: false,
-                memberships: e.groups.iter().map(|g| (g.clone(), MembershipState::Added)).collect(),
+                memberships: e
+                    .groups
+                    .iter()
+                    .map(|g| (g.clone(), MembershipState::Added))
+                    .collect(),
             },
         );
     }
@@ -131,7 +162,12 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
 #[test]
 fn cold_state_creates_everything_in_dependency_order() {
     let ers = vec![employer("ACME", &["Health", "Dental"], &[C2, C1])];
-    let body = plan(&Snapshot::default(), &ers, vec![employee("E1", "ACME", &["Health"])], ctx());
+    let body = plan(
+        &Snapshot::default(),
+        &ers,
+        vec![employee("E1", "ACME", &["Health"])],
+        ctx(),
+    );
     assert_eq!(
         keys(&body.operations),
         [
@@ -149,11 +185,20 @@ fn cold_state_creates_everything_in_dependency_order() {
     let ops = &body.operations;
     assert_eq!(ops[1].deps, [0]);
     assert!(ops[2].deps.is_empty(), "IC groups need nothing from Kota");
-    assert!(ops[5].deps.is_empty(), "the first connection creates the Noyo group");
-    assert_eq!(ops[6].deps, [5], "later carriers join the group the first made");
+    assert!(
+        ops[5].deps.is_empty(),
+        "the first connection creates the Noyo group"
+    );
+    assert_eq!(
+        ops[6].deps,
+        [5],
+        "later carriers join the group the first made"
+    );
     assert_eq!(ops[7].deps, [0]);
     assert_eq!(ops[8].deps, [7, 3]);
-    assert!(body.employees.contains_key(&EmployeeRef::parse("E1").unwrap()));
+    assert!(body
+        .employees
+        .contains_key(&EmployeeRef::parse("E1").unwrap()));
 }
 
 #[test]
@@ -209,28 +254,73 @@ fn leavers_are_offboarded_and_past_leavers_never_created() {
 #[test]
 fn missing_employees_are_reported_and_offboarded_only_within_the_guard() {
     let ers = vec![employer("ACME", &[], &[])];
-    let all: Vec<Employee> = (0..20).map(|i| employee(&format!("E{i:02}"), "ACME", &[])).collect();
+    let all: Vec<Employee> = (0..20)
+        .map(|i| employee(&format!("E{i:02}"), "ACME", &[]))
+        .collect();
     let snap = synced(&ers, &all);
     let present: Vec<Employee> = all[..18].to_vec();
     let body = plan(&snap, &ers, present.clone(), ctx());
     assert!(body.operations.is_empty());
-    assert_eq!(body.findings.iter().filter(|f| f.kind == FindingKind::MissingFromExport).count(), 2);
-    let body = plan(&snap, &ers, present, PlanContext { offboard_missing: true, ..ctx() });
-    assert_eq!(keys(&body.operations), ["employee.offboard:E18", "employee.offboard:E19"]);
+    assert_eq!(
+        body.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::MissingFromExport)
+            .count(),
+        2
+    );
+    let body = plan(
+        &snap,
+        &ers,
+        present,
+        PlanContext {
+            offboard_missing: true,
+            ..ctx()
+        },
+    );
+    assert_eq!(
+        keys(&body.operations),
+        ["employee.offboard:E18", "employee.offboard:E19"]
+    );
     // Three of twenty is over 10%: refused, all of them.
-    let body = plan(&snap, &ers, all[..17].to_vec(), PlanContext { offboard_missing: true, ..ctx() });
+    let body = plan(
+        &snap,
+        &ers,
+        all[..17].to_vec(),
+        PlanContext {
+            offboard_missing: true,
+            ..ctx()
+        },
+    );
     assert!(body.operations.is_empty());
-    assert_eq!(body.findings.iter().filter(|f| f.kind == FindingKind::OffboardRefused).count(), 3);
+    assert_eq!(
+        body.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::OffboardRefused)
+            .count(),
+        3
+    );
     // An empty export never offboards anyone.
-    let body = plan(&snap, &ers, vec![], PlanContext { offboard_missing: true, ..ctx() });
+    let body = plan(
+        &snap,
+        &ers,
+        vec![],
+        PlanContext {
+            offboard_missing: true,
+            ..ctx()
+        },
+    );
     assert!(body.operations.is_empty());
 }
 
 #[test]
 fn duplicated_refs_plan_nothing_and_dependencies_stay_right() {
     let ers = vec![employer("ACME", &["Health"], &[])];
-    let ees = vec![employee("E1", "ACME", &["Health"]), employee("E2", "ACME", &["Health"])];
-    let mut p = Planner::new(ctx(), &Snapshot::default(), &ers, &BTreeSet::new(), true);
+    let ees = vec![
+        employee("E1", "ACME", &["Health"]),
+        employee("E2", "ACME", &["Health"]),
+    ];
+    let snap = Snapshot::default();
+    let mut p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), true);
     for e in ees {
         p.employee(e);
     }
@@ -238,10 +328,18 @@ fn duplicated_refs_plan_nothing_and_dependencies_stay_right() {
     let body = p.finish(&dups);
     assert_eq!(
         keys(&body.operations),
-        ["employer.create:ACME", "group.create:ACME|Health", "ic_group.create:ACME|Health", "employee.create:E2", "membership.add:E2|Health"]
+        [
+            "employer.create:ACME",
+            "group.create:ACME|Health",
+            "ic_group.create:ACME|Health",
+            "employee.create:E2",
+            "membership.add:E2|Health"
+        ]
     );
     assert_eq!(body.operations[4].deps, [3, 1]);
-    assert!(!body.employees.contains_key(&EmployeeRef::parse("E1").unwrap()));
+    assert!(!body
+        .employees
+        .contains_key(&EmployeeRef::parse("E1").unwrap()));
 }
 
 #[test]
@@ -249,11 +347,37 @@ fn ineligible_memberships_are_checked_again() {
     let ers = vec![employer("ACME", &["Health"], &[])];
     let ees = vec![employee("E1", "ACME", &["Health"])];
     let mut snap = synced(&ers, &ees);
-    snap.employees.get_mut(&EmployeeRef::parse("E1").unwrap()).unwrap().memberships =
-        vec![(GroupName::parse("Health").unwrap(), MembershipState::Ineligible("not_started".into()))];
-    let body = plan(&snap, &ers, ees, ctx());
+    snap.employees
+        .get_mut(&EmployeeRef::parse("E1").unwrap())
+        .unwrap()
+        .memberships = vec![(
+        GroupName::parse("Health").unwrap(),
+        MembershipState::Ineligible {
+            codes: "under_minimum_age".into(),
+            checked: Some(d("2026-05-30")),
+        },
+    )];
+    // Checked two days ago and nothing changed: not again tonight.
+    assert!(plan(&snap, &ers, ees.clone(), ctx()).operations.is_empty());
+    // A week later, or as soon as the employee's data changes, it is.
+    let later = PlanContext {
+        today: d("2026-06-08"),
+        ..ctx()
+    };
+    let body = plan(&snap, &ers, ees.clone(), later);
     assert_eq!(keys(&body.operations), ["membership.add:E1|Health"]);
-    assert!(body.operations[0].note.as_deref().unwrap().contains("not_started"));
+    assert!(body.operations[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("under_minimum_age"));
+    let mut changed = ees[0].clone();
+    changed.email = Email::parse("new@example.com").unwrap();
+    let body = plan(&snap, &ers, vec![changed], ctx());
+    assert_eq!(
+        keys(&body.operations),
+        ["employee.update:E1", "membership.add:E1|Health"]
+    );
 }
 
 #[test]
@@ -261,7 +385,10 @@ fn unable_to_connect_is_retried() {
     let ers = vec![employer("ACME", &[], &[C1])];
     let mut snap = synced(&ers, &[]);
     snap.connections.insert(
-        (EmployerRef::parse("ACME").unwrap(), CarrierId::parse(C1).unwrap()),
+        (
+            EmployerRef::parse("ACME").unwrap(),
+            CarrierId::parse(C1).unwrap(),
+        ),
         crate::state::ConnectionSnap {
             noyo_id: "c1".into(),
             noyo_group_id: "g1".into(),
@@ -270,7 +397,10 @@ fn unable_to_connect_is_retried() {
         },
     );
     let body = plan(&snap, &ers, vec![], ctx());
-    assert_eq!(keys(&body.operations), [format!("connection.retry:ACME|{C1}")]);
+    assert_eq!(
+        keys(&body.operations),
+        [format!("connection.retry:ACME|{C1}")]
+    );
 }
 
 proptest! {

@@ -47,12 +47,20 @@ pub fn counts(plan: &Plan) -> BTreeMap<(Target, OpKind), u64> {
 pub fn missing_count(plan: &Plan) -> usize {
     plan.findings
         .iter()
-        .filter(|f| matches!(f.kind, FindingKind::MissingFromExport | FindingKind::OffboardRefused))
+        .filter(|f| {
+            matches!(
+                f.kind,
+                FindingKind::MissingFromExport | FindingKind::OffboardRefused
+            )
+        })
         .count()
         + plan
             .operations
             .iter()
-            .filter(|o| o.kind == OpKind::EmployeeOffboard && o.note.as_deref().is_some_and(|n| n.starts_with("missing")))
+            .filter(|o| {
+                o.kind == OpKind::EmployeeOffboard
+                    && o.note.as_deref().is_some_and(|n| n.starts_with("missing"))
+            })
             .count()
 }
 

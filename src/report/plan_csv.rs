@@ -6,7 +6,18 @@ use std::io::Write;
 use crate::plan::{Plan, Subject};
 
 const HEADER: [&str; 12] = [
-    "record", "kind", "target", "key", "employer_ref", "employee_ref", "group", "carrier_id", "detail", "file", "line", "column",
+    "record",
+    "kind",
+    "target",
+    "key",
+    "employer_ref",
+    "employee_ref",
+    "group",
+    "carrier_id",
+    "detail",
+    "file",
+    "line",
+    "column",
 ];
 
 pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
@@ -59,8 +70,21 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         .map_err(e)?;
     }
     for f in &plan.findings {
-        w.write_record(["finding", f.kind.code(), "", &f.subject, "", "", "", "", &f.message, "", "", ""])
-            .map_err(e)?;
+        w.write_record([
+            "finding",
+            f.kind.code(),
+            "",
+            &f.subject,
+            "",
+            "",
+            "",
+            "",
+            &f.message,
+            "",
+            "",
+            "",
+        ])
+        .map_err(e)?;
     }
     w.flush()
 }

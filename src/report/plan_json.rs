@@ -86,11 +86,18 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         schema: "benefits-sync/plan/v1",
         as_of: plan.as_of.to_string(),
         state_version: plan.state_version,
-        inputs: Inputs { employers: &plan.employers_file, employees: &plan.employees_file },
+        inputs: Inputs {
+            employers: &plan.employers_file,
+            employees: &plan.employees_file,
+        },
         summary: Summary {
             operations: super::counts(plan)
                 .into_iter()
-                .map(|((t, k), n)| Count { target: t.as_str(), kind: k.code(), count: n })
+                .map(|((t, k), n)| Count {
+                    target: t.as_str(),
+                    kind: k.code(),
+                    count: n,
+                })
                 .collect(),
             total_operations: plan.operations.len(),
             rejected_rows: plan.rejections.len(),
@@ -134,7 +141,11 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         warnings: plan
             .warnings
             .iter()
-            .map(|w| Warning { file: &w.file, line: w.line, message: &w.message })
+            .map(|w| Warning {
+                file: &w.file,
+                line: w.line,
+                message: &w.message,
+            })
             .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;

@@ -15,7 +15,11 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "State version {}. Inputs: `{}` ({} rows), `{}` ({} rows).",
-        plan.state_version, plan.employers_file.path, plan.employers_file.rows, plan.employees_file.path, plan.employees_file.rows
+        plan.state_version,
+        plan.employers_file.path,
+        plan.employers_file.rows,
+        plan.employees_file.path,
+        plan.employees_file.rows
     )?;
     writeln!(out)?;
     writeln!(out, "## Summary")?;
@@ -27,7 +31,11 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     }
     writeln!(out, "| **all** | operations | {} |", plan.operations.len())?;
     writeln!(out, "| | rejected rows | {} |", plan.rejections.len())?;
-    writeln!(out, "| | missing employees | {} |", super::missing_count(plan))?;
+    writeln!(
+        out,
+        "| | missing employees | {} |",
+        super::missing_count(plan)
+    )?;
     writeln!(out, "| | findings | {} |", plan.findings.len())?;
     if !plan.operations.is_empty() {
         writeln!(out)?;
@@ -43,7 +51,14 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
                 }
                 details.push_str(n);
             }
-            writeln!(out, "| {} | {} | {} | {} |", op.target().as_str(), op.kind.code(), cell(&op.subject.to_string()), cell(&details))?;
+            writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                op.target().as_str(),
+                op.kind.code(),
+                cell(&op.subject.to_string()),
+                cell(&details)
+            )?;
         }
     }
     if !plan.rejections.is_empty() {
@@ -71,7 +86,13 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "| kind | subject | message |")?;
         writeln!(out, "|---|---|---|")?;
         for f in &plan.findings {
-            writeln!(out, "| {} | {} | {} |", f.kind.code(), cell(&f.subject), cell(&f.message))?;
+            writeln!(
+                out,
+                "| {} | {} | {} |",
+                f.kind.code(),
+                cell(&f.subject),
+                cell(&f.message)
+            )?;
         }
     }
     Ok(())

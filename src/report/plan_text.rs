@@ -6,9 +6,19 @@ use std::io::Write;
 use crate::plan::{Plan, Subject};
 
 pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "benefits-sync plan as of {} (state version {})", plan.as_of, plan.state_version)?;
+    writeln!(
+        out,
+        "benefits-sync plan as of {} (state version {})",
+        plan.as_of, plan.state_version
+    )?;
     for f in [&plan.employers_file, &plan.employees_file] {
-        writeln!(out, "  input {} ({} rows, blake3 {})", f.path, f.rows, &f.blake3[..f.blake3.len().min(16)])?;
+        writeln!(
+            out,
+            "  input {} ({} rows, blake3 {})",
+            f.path,
+            f.rows,
+            &f.blake3[..f.blake3.len().min(16)]
+        )?;
     }
     writeln!(out)?;
     writeln!(out, "Summary")?;
@@ -18,8 +28,18 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "  {:<22} {:<20} {:>8}", t.label(), k.code(), n)?;
     }
     writeln!(out, "  {:<43} {:>8}", "operations", plan.operations.len())?;
-    writeln!(out, "  {:<43} {:>8}", "rejected rows", plan.rejections.len())?;
-    writeln!(out, "  {:<43} {:>8}", "missing employees", super::missing_count(plan))?;
+    writeln!(
+        out,
+        "  {:<43} {:>8}",
+        "rejected rows",
+        plan.rejections.len()
+    )?;
+    writeln!(
+        out,
+        "  {:<43} {:>8}",
+        "missing employees",
+        super::missing_count(plan)
+    )?;
     writeln!(out, "  {:<43} {:>8}", "findings", plan.findings.len())?;
     writeln!(out, "  {:<43} {:>8}", "warnings", plan.warnings.len())?;
     if !plan.operations.is_empty() {
@@ -33,7 +53,12 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
                 Subject::Employee(e, ee) => format!("employee {ee} of {e}"),
                 Subject::Membership(_, ee, g) => format!("employee {ee} to group '{g}'"),
             };
-            write!(out, "  {:<5} {:<18} {what}", op.target().as_str(), op.kind.code())?;
+            write!(
+                out,
+                "  {:<5} {:<18} {what}",
+                op.target().as_str(),
+                op.kind.code()
+            )?;
             if !op.changes.is_empty() {
                 write!(out, " (changes: {})", op.changes.join(", "))?;
             }
@@ -45,7 +70,10 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !plan.rejections.is_empty() {
         writeln!(out)?;
-        writeln!(out, "Rejected rows (nothing is planned for them or for what depends on them)")?;
+        writeln!(
+            out,
+            "Rejected rows (nothing is planned for them or for what depends on them)"
+        )?;
         for r in &plan.rejections {
             writeln!(out, "  {r}")?;
         }

@@ -74,7 +74,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub fn build(run_id: i64, plan_ops: &[Operation], plan: &Plan, result: &ApplyResult) -> RunReport {
+    pub fn build(
+        run_id: i64,
+        plan_ops: &[Operation],
+        plan: &Plan,
+        result: &ApplyResult,
+    ) -> RunReport {
         let mut table: BTreeMap<(Target, OpKind), Tally> = BTreeMap::new();
         let mut totals = Tally::default();
         let (mut failures, mut ineligible, mut skipped) = (vec![], vec![], vec![]);
@@ -87,17 +92,30 @@ impl RunReport {
                 Some(Outcome::Done { adopted: false }) => |t| &mut t.done,
                 Some(Outcome::Done { adopted: true }) => |t| &mut t.adopted,
                 Some(Outcome::Failed { error, uncertain }) => {
-                    failures.push(Failure { key: op.key(), error: error.clone(), uncertain: *uncertain });
+                    failures.push(Failure {
+                        key: op.key(),
+                        error: error.clone(),
+                        uncertain: *uncertain,
+                    });
                     |t| &mut t.failed
                 }
                 Some(Outcome::Skipped { why }) => {
-                    skipped.push(Skip { key: op.key(), why: why.clone() });
+                    skipped.push(Skip {
+                        key: op.key(),
+                        why: why.clone(),
+                    });
                     |t| &mut t.skipped
                 }
                 Some(Outcome::Ineligible { reasons }) => {
                     ineligible.push(Ineligible {
                         key: op.key(),
-                        reasons: reasons.iter().map(|(c, m)| Reason { code: c.clone(), message: m.clone() }).collect(),
+                        reasons: reasons
+                            .iter()
+                            .map(|(c, m)| Reason {
+                                code: c.clone(),
+                                message: m.clone(),
+                            })
+                            .collect(),
                     });
                     |t| &mut t.ineligible
                 }
@@ -119,10 +137,18 @@ impl RunReport {
             elapsed_ms: result.elapsed.as_millis() as u64,
             summary: table
                 .into_iter()
-                .map(|((t, k), tally)| Row { target: t.as_str(), kind: k.code(), tally })
+                .map(|((t, k), tally)| Row {
+                    target: t.as_str(),
+                    kind: k.code(),
+                    tally,
+                })
                 .collect(),
             totals,
-            requests: Target::ALL.iter().zip(result.requests).map(|(t, c)| (t.as_str(), c)).collect(),
+            requests: Target::ALL
+                .iter()
+                .zip(result.requests)
+                .map(|(t, c)| (t.as_str(), c))
+                .collect(),
             failures,
             ineligible,
             skipped,
@@ -134,17 +160,39 @@ impl RunReport {
 
     /// The closing table people (and cron mails) read.
     pub fn render_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out, "benefits-sync apply: run {} {} in {:.1}s", self.run_id, self.outcome, self.elapsed_ms as f64 / 1000.0)?;
+        writeln!(
+            out,
+            "benefits-sync apply: run {} {} in {:.1}s",
+            self.run_id,
+            self.outcome,
+            self.elapsed_ms as f64 / 1000.0
+        )?;
         writeln!(
             out,
             "  {:<6} {:<18} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>11}",
-            "target", "operation", "planned", "done", "adopted", "failed", "skipped", "ineligible", "not started"
+            "target",
+            "operation",
+            "planned",
+            "done",
+            "adopted",
+            "failed",
+            "skipped",
+            "ineligible",
+            "not started"
         )?;
         let line = |out: &mut dyn Write, t: &str, k: &str, x: &Tally| {
             writeln!(
                 out,
                 "  {:<6} {:<18} {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>11}",
-                t, k, x.planned, x.done, x.adopted, x.failed, x.skipped, x.ineligible, x.not_started
+                t,
+                k,
+                x.planned,
+                x.done,
+                x.adopted,
+                x.failed,
+                x.skipped,
+                x.ineligible,
+                x.not_started
             )
         };
         for r in &self.summary {
@@ -155,29 +203,68 @@ impl RunReport {
             .requests
             .iter()
             .filter(|(_, c)| c.requests > 0)
-            .map(|(t, c)| format!("{t} {} ({} writes, {} retries, {} throttled)", c.requests, c.writes, c.retries, c.throttled))
+            .map(|(t, c)| {
+                format!(
+                    "{t} {} ({} writes, {} retries, {} throttled)",
+                    c.requests, c.writes, c.retries, c.throttled
+                )
+            })
             .collect();
-        writeln!(out, "  requests: {}", if reqs.is_empty() { "none".to_owned() } else { reqs.join("; ") })?;
+        writeln!(
+            out,
+            "  requests: {}",
+            if reqs.is_empty() {
+                "none".to_owned()
+            } else {
+                reqs.join("; ")
+            }
+        )?;
         if self.rejected_rows > 0 {
-            writeln!(out, "  rejected rows: {} (see `benefits-sync plan` for each)", self.rejected_rows)?;
+            writeln!(
+                out,
+                "  rejected rows: {} (see `benefits-sync plan` for each)",
+                self.rejected_rows
+            )?;
         }
         for f in &self.failures {
-            writeln!(out, "  FAILED {}: {}{}", f.key, f.error, if f.uncertain { " (may have reached the server; the next run checks)" } else { "" })?;
+            writeln!(
+                out,
+                "  FAILED {}: {}{}",
+                f.key,
+                f.error,
+                if f.uncertain {
+                    " (may have reached the server; the next run checks)"
+                } else {
+                    ""
+                }
+            )?;
         }
         for i in &self.ineligible {
-            let why: Vec<String> = i.reasons.iter().map(|r| format!("{}: {}", r.code, r.message)).collect();
+            let why: Vec<String> = i
+                .reasons
+                .iter()
+                .map(|r| format!("{}: {}", r.code, r.message))
+                .collect();
             writeln!(out, "  INELIGIBLE {}: {}", i.key, why.join("; "))?;
         }
         for s in self.skipped.iter().take(20) {
             writeln!(out, "  skipped {}: {}", s.key, s.why)?;
         }
         if self.skipped.len() > 20 {
-            writeln!(out, "  ... and {} more skipped (see --report)", self.skipped.len() - 20)?;
+            writeln!(
+                out,
+                "  ... and {} more skipped (see --report)",
+                self.skipped.len() - 20
+            )?;
         }
         if !self.connections.is_empty() {
             writeln!(out, "  Noyo connections:")?;
             for c in &self.connections {
-                writeln!(out, "    {} carrier {}: {}", c.employer_ref, c.carrier_id, c.status)?;
+                writeln!(
+                    out,
+                    "    {} carrier {}: {}",
+                    c.employer_ref, c.carrier_id, c.status
+                )?;
             }
         }
         Ok(())

@@ -226,7 +226,16 @@ pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
         let state = if status == "added" {
             MembershipState::Added
         } else {
-            MembershipState::Ineligible(reasons.unwrap_or_default())
+            // Stored as "code1,code2|YYYY-MM-DD".
+            let reasons = reasons.unwrap_or_default();
+            let (codes, checked) = match reasons.split_once('|') {
+                Some((c, d)) => (
+                    c.to_owned(),
+                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok(),
+                ),
+                None => (reasons, None),
+            };
+            MembershipState::Ineligible { codes, checked }
         };
         memberships.entry(e).or_default().push((g, state));
     }

@@ -58,9 +58,13 @@ pub struct ConnectionSnap {
 pub enum MembershipState {
     /// Kota holds the membership.
     Added,
-    /// The eligibility pre-check said no; the codes of its reasons. Checked
-    /// again on every run until it passes.
-    Ineligible(String),
+    /// The eligibility pre-check said no: the codes of its reasons and the
+    /// day it was checked. Checked again when it can have changed (see the
+    /// planner).
+    Ineligible {
+        codes: String,
+        checked: Option<chrono::NaiveDate>,
+    },
 }
 
 /// An employee as last synced.

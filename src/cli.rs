@@ -64,6 +64,39 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Release the run lock left by a run that died (after checking it is gone).
     Unlock(UnlockArgs),
+    /// Write synthetic exports of any size (for trials, drills and benchmarks).
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Directory to write employers.csv and employees.csv into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub employers: usize,
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub employees: usize,
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// 1, or 2 for the next day's export of the same seed (changes, leavers, hires).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub day: u8,
+    /// Day 2: share of employees changed.
+    #[arg(long, default_value_t = 0.01, value_name = "F")]
+    pub change_rate: f64,
+    /// Day 2: share of employees leaving.
+    #[arg(long, default_value_t = 0.005, value_name = "F")]
+    pub leave_rate: f64,
+    /// Day 2: new hires as a share of employees.
+    #[arg(long, default_value_t = 0.01, value_name = "F")]
+    pub hire_rate: f64,
+    /// Most groups per employer (1 to 5).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_groups: usize,
+    /// Most carriers per employer (0 to 5).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_carriers: usize,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod gen;
 pub mod input;
 pub mod model;
 pub mod plan;

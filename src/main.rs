@@ -38,6 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(a) => commands::status::run(a),
         Command::Unlock(a) => commands::unlock::run(a),
         Command::Sandbox(a) => runtime.block_on(commands::sandbox::run(a)),
+        Command::Generate(a) => commands::generate(a),
     };
     match result {
         Ok(code) => Ok(code),

@@ -134,3 +134,20 @@ pub fn describe_holder(state: &Path, h: &db::LockHolder) -> String {
         format!("{base}; wait for it to finish")
     }
 }
+
+/// `benefits-sync generate`.
+pub fn generate(a: crate::cli::GenerateArgs) -> Result<u8, AppError> {
+    let o = crate::gen::GenOptions {
+        employers: a.employers,
+        employees: a.employees,
+        seed: a.seed,
+        day: a.day,
+        change_rate: a.change_rate,
+        leave_rate: a.leave_rate,
+        hire_rate: a.hire_rate,
+        max_groups: a.max_groups,
+        max_carriers: a.max_carriers,
+    };
+    crate::gen::generate(&a.out, &o).map_err(|e| AppError::Output(format!("cannot write to {}: {e}", a.out.display())))?;
+    Ok(EXIT_OK)
+}

@@ -1,2 +1,5 @@
 //! The one integration test crate: real processes, real HTTP over loopback,
 //! real SQLite files.
+
+mod apply_e2e;
+mod common;

@@ -1,0 +1,368 @@
+//! End to end: the binary against the sandbox over loopback HTTP.
+
+use benefits_sync::sandbox::FaultConfig;
+use serde_json::Value;
+
+use crate::common::*;
+
+const FAST: [&str; 4] = ["--rate-limit", "500", "--concurrency", "16"];
+
+fn report(dir: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_then_a_second_run_sends_no_write() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 6, 120, 1);
+    let env = env_for(&sb);
+    let f = files(dir.path());
+    let report_path = dir.path().join("report.json").display().to_string();
+    let mut a = args(&f, &["apply", "--report", &report_path]);
+    a.rotate_right(1);
+    a.extend(FAST);
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(dir.path());
+    assert_eq!(r["totals"]["failed"], 0, "{r}");
+    assert_eq!(r["totals"]["planned"], r["totals"]["done"].as_u64().unwrap() + r["totals"]["ineligible"].as_u64().unwrap());
+    let s1 = stats(&sb).await;
+    assert_eq!(duplicates(&s1), 0, "{s1}");
+    assert_eq!(s1["objects"]["kota.employers"], 6);
+    assert_eq!(s1["objects"]["kota.employees"], 120);
+
+    // Let Noyo connections settle, then the second run: nothing to write.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before = stats(&sb).await["write_requests"].as_u64().unwrap();
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s2 = stats(&sb).await;
+    assert_eq!(s2["write_requests"].as_u64().unwrap(), before, "a no-op run wrote: {}", text(&out));
+    assert_eq!(report(dir.path())["totals"]["planned"], 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_two_sends_exactly_the_planned_writes() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 5, 200, 1);
+    let f = files(dir.path());
+    let mut a = args(&f, &["apply"]);
+    a.rotate_right(1);
+    a.extend(FAST);
+    assert_eq!(code(&run(dir.path(), &env, &a).await), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(code(&run(dir.path(), &env, &a).await), 0);
+
+    let o = benefits_sync::gen::GenOptions {
+        employers: 5,
+        employees: 200,
+        day: 2,
+        seed: 42,
+        change_rate: 0.05,
+        leave_rate: 0.03,
+        hire_rate: 0.05,
+        ..Default::default()
+    };
+    benefits_sync::gen::generate(dir.path(), &o).unwrap();
+    let mut p = args(&f, &["plan", "--format", "json"]);
+    p.rotate_right(3);
+    let out = run(dir.path(), &[], &p).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |kind: &str| {
+        plan["operations"].as_array().unwrap().iter().filter(|o| o["kind"] == kind).count() as u64
+    };
+    let (creates, updates, offboards, adds) =
+        (count("employee.create"), count("employee.update"), count("employee.offboard"), count("membership.add"));
+    assert!(creates > 0 && updates > 0 && offboards > 0, "{plan}");
+    assert_eq!(plan["summary"]["total_operations"].as_u64().unwrap(), creates + updates + offboards + adds);
+
+    let before = stats(&sb).await["write_requests"].as_u64().unwrap();
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let after = stats(&sb).await;
+    // One write per create, update and offboard; a membership is an
+    // eligibility pre-check and, when eligible, the add.
+    let written = after["write_requests"].as_u64().unwrap() - before;
+    assert!(written >= creates + updates + offboards + adds && written <= creates + updates + offboards + 2 * adds, "{written}");
+    assert_eq!(duplicates(&after), 0, "{after}");
+    assert_eq!(after["objects"]["kota.employees"].as_u64().unwrap(), 200 + creates);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_throttling_end_with_no_duplicates_and_nothing_lost() {
+    let faults = FaultConfig { error_rate: 0.10, drop_rate: 0.05, rate_limit: Some(150), seed: 7, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 8, 250, 1);
+    let f = files(dir.path());
+    let report_path = dir.path().join("report.json").display().to_string();
+    let mut a = args(&f, &["apply", "--report", &report_path, "--rate-limit", "400", "--concurrency", "16"]);
+    a.rotate_right(1);
+    let out = run(dir.path(), &env, &a).await;
+    // Everything either done or explained; with bounded retries a rare
+    // operation may still fail, and the next run must finish it.
+    let mut last = out;
+    for _ in 0..3 {
+        if code(&last) == 0 {
+            break;
+        }
+        assert_eq!(code(&last), 1, "{}", text(&last));
+        last = run(dir.path(), &env, &a).await;
+    }
+    assert_eq!(code(&last), 0, "{}", text(&last));
+    let s = stats(&sb).await;
+    assert_eq!(duplicates(&s), 0, "{s}");
+    assert_eq!(s["objects"]["kota.employers"], 8);
+    assert_eq!(s["objects"]["kota.employees"], 250);
+    assert!(s["faults"]["dropped_after_commit"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["faults"]["errors_5xx"].as_u64().unwrap() > 0, "{s}");
+    // And a clean rerun has nothing left to do.
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(report(dir.path())["totals"]["failed"], 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_state_exits_4_naming_the_holder_and_a_dead_holder_can_be_released() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 2, 10, 1);
+    let state = dir.path().join("state.db");
+    // A live holder: this test process.
+    let me = std::process::id();
+    let store = benefits_sync::state::Store::open(&state).unwrap();
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    let h = host.clone();
+    store.call(move |c| benefits_sync::state::db::acquire_lock(c, "apply", me, &h, "t0")).unwrap().unwrap();
+    store.close();
+    let f = files(dir.path());
+    let mut a = args(&f, &["apply"]);
+    a.rotate_right(1);
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains(&format!("pid {me}")), "{}", text(&out));
+    let out = run(dir.path(), &env, &["unlock", "--state", state.to_str().unwrap()]).await;
+    assert_eq!(code(&out), 4, "a live holder is not released: {}", text(&out));
+
+    // A dead holder: a process that has exited.
+    let dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let _ = dead.wait_with_output();
+    let store = benefits_sync::state::Store::open(&state).unwrap();
+    store.call(|c| benefits_sync::state::db::break_lock(c, "t1")).unwrap();
+    store.call(move |c| benefits_sync::state::db::acquire_lock(c, "apply", dead_pid, &host, "t2")).unwrap().unwrap();
+    store.close();
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 4);
+    assert!(text(&out).contains("no longer running") && text(&out).contains("benefits-sync unlock"), "{}", text(&out));
+    let out = run(dir.path(), &env, &["unlock", "--state", state.to_str().unwrap()]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_one_runs_the_other_exits_4() {
+    let faults = FaultConfig { latency_ms: 20, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 3, 80, 1);
+    let f = files(dir.path());
+    let mut a = args(&f, &["apply", "--rate-limit", "100", "--concurrency", "4"]);
+    a.rotate_right(1);
+    let (x, y) = tokio::join!(run(dir.path(), &env, &a), async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        run(dir.path(), &env, &a).await
+    });
+    let mut codes = [code(&x), code(&y)];
+    codes.sort();
+    assert_eq!(codes, [0, 4], "{}\n{}", text(&x), text(&y));
+    assert_eq!(duplicates(&stats(&sb).await), 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_plans_apply_only_while_fresh() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 2, 20, 1);
+    let f = files(dir.path());
+    let saved = dir.path().join("plan.json").display().to_string();
+    let mut p = args(&f, &["plan", "--save", &saved]);
+    p.rotate_right(3);
+    assert_eq!(code(&run(dir.path(), &[], &p).await), 0);
+    let plan_text = std::fs::read_to_string(&saved).unwrap();
+    assert!(!plan_text.contains("@example.com") && !plan_text.contains("TAX0"), "no personal data in a saved plan");
+
+    // An input changed: stale.
+    let employees = dir.path().join("employees.csv");
+    let original = std::fs::read(&employees).unwrap();
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"\n");
+    std::fs::write(&employees, &changed).unwrap();
+    let mut a = args(&f, &["apply", "--plan", &saved]);
+    a.rotate_right(3);
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    std::fs::write(&employees, &original).unwrap();
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // The state moved on: the same saved plan is stale now.
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_and_detailed_exit_codes() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 2, 10, 1);
+    let employees = dir.path().join("employees.csv");
+    let mut text_in = std::fs::read_to_string(&employees).unwrap();
+    let good = text_in.clone();
+    text_in = text_in.replacen("@example.com", "-at-example.com", 1);
+    std::fs::write(&employees, &text_in).unwrap();
+    let f = files(dir.path());
+    let mut p = args(&f, &["plan", "--strict"]);
+    p.rotate_right(2);
+    assert_eq!(code(&run(dir.path(), &[], &p).await), 3);
+    let mut a = args(&f, &["apply", "--strict"]);
+    a.rotate_right(2);
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(stats(&sb).await["write_requests"], 0, "--strict applies nothing");
+
+    std::fs::write(&employees, &good).unwrap();
+    let mut d = args(&f, &["plan", "--detailed-exitcode"]);
+    d.rotate_right(2);
+    assert_eq!(code(&run(dir.path(), &[], &d).await), 10);
+    let mut a = args(&f, &["apply"]);
+    a.rotate_right(1);
+    assert_eq!(code(&run(dir.path(), &env, &a).await), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(code(&run(dir.path(), &env, &a).await), 0);
+    let out = run(dir.path(), &[], &d).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_file_holds_no_personal_data() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 3, 30, 1);
+    let f = files(dir.path());
+    let report_path = dir.path().join("report.json").display().to_string();
+    let mut a = args(&f, &["apply", "--report", &report_path]);
+    a.rotate_right(1);
+    let out = run(dir.path(), &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let state = dir.path().join("state.db");
+    // Read it as a stranger would: every table, every value, as text.
+    let store = benefits_sync::state::Store::open(&state).unwrap();
+    let dump: String = store
+        .call(|c| {
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut all = String::new();
+            for t in tables {
+                let mut st = c.prepare(&format!("SELECT * FROM {t}"))?;
+                let n = st.column_count();
+                let mut rows = st.query([])?;
+                while let Some(row) = rows.next()? {
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = row.get(i)?;
+                        all.push_str(&format!("{v:?}\n"));
+                    }
+                }
+            }
+            Ok(all)
+        })
+        .unwrap();
+    store.close();
+    let employees = std::fs::read_to_string(dir.path().join("employees.csv")).unwrap();
+    let mut lines = employees.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut checked = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        for col in ["first_name", "last_name", "email", "phone_number", "date_of_birth", "national_tax_id", "address_line1"] {
+            let v = cells[header.iter().position(|h| *h == col).unwrap()];
+            for (what, hay) in [("state", &dump), ("stdout", &String::from_utf8_lossy(&out.stdout).into_owned())] {
+                assert!(!hay.contains(v), "{col} value {v} found in {what}");
+            }
+            let rep = std::fs::read_to_string(&report_path).unwrap();
+            assert!(!rep.contains(v), "{col} value {v} found in the run report");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30 * 7);
+    assert!(!dump.contains(benefits_sync::sandbox::SANDBOX_KOTA_KEY), "no credential in the state");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&report_path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    sb.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_cleanly_and_a_rerun_finishes_the_job() {
+    let faults = FaultConfig { latency_ms: 30, ..Default::default() };
+    let sb = start_sandbox(faults).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_for(&sb);
+    generate(dir.path(), 3, 150, 1);
+    let f = files(dir.path());
+    let mut a = args(&f, &["apply", "--rate-limit", "30", "--concurrency", "4"]);
+    a.rotate_right(1);
+    let mut c = command(dir.path());
+    c.args(&a);
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(code(&out), 130, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("interrupted"), "{}", text(&out));
+    // Nothing left in flight after an orderly stop.
+    let store = benefits_sync::state::Store::open(&dir.path().join("state.db")).unwrap();
+    let uncertain = tokio::runtime::Handle::current().block_on(store.uncertain_ops()).unwrap();
+    store.close();
+    assert!(uncertain.is_empty(), "{uncertain:?}");
+    let mut fast = args(&f, &["apply", "--rate-limit", "500", "--concurrency", "16"]);
+    fast.rotate_right(1);
+    let out = run(dir.path(), &env, &fast).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let s = stats(&sb).await;
+    assert_eq!(duplicates(&s), 0, "{s}");
+    assert_eq!(s["objects"]["kota.employees"], 150);
+    sb.shutdown().await;
+}

@@ -1,2 +1,10 @@
 //! The one integration test crate: real processes, real HTTP over loopback,
 //! real SQLite files.
+
+mod sandbox_faults;
+mod sandbox_ic;
+mod sandbox_kota;
+mod sandbox_noyo;
+mod sandbox_persist;
+mod sandbox_stats;
+mod support;

@@ -130,3 +130,41 @@ async fn bind_failure_is_an_error() {
     assert!(matches!(err, SandboxError::Bind { .. }), "{err}");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_concurrent_writes_are_all_persisted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = SandboxConfig {
+        data: Some(dir.path().join("world.sqlite")),
+        ..SandboxConfig::default()
+    };
+    let sb = start_sandbox(cfg.clone()).await;
+    let http = client();
+    let url = format!("{}/groups", sb.ic_url());
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in 0..64 {
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth("ic_test_x")
+                        .json(&json!({"name": format!("g-{t}-{i}")}))
+                        .send()
+                        .await
+                        .expect("send");
+                    assert_eq!(resp.status().as_u16(), 201);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    eprintln!("1024 writes in {:?}", started.elapsed());
+    sb.shutdown().await;
+    let sb = start_sandbox(cfg).await;
+    assert_eq!(stats(&sb).await["objects"]["ic.groups"], 1024);
+    sb.shutdown().await;
+}

@@ -168,3 +168,49 @@ async fn many_concurrent_writes_are_all_persisted() {
     assert_eq!(stats(&sb).await["objects"]["ic.groups"], 1024);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests() {
+    let sb = start_sandbox(SandboxConfig {
+        faults: benefits_sync::sandbox::FaultConfig {
+            latency_ms: 400,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let url = format!("{}/groups", sb.ic_url());
+    let in_flight = tokio::spawn(async move {
+        client()
+            .post(url)
+            .bearer_auth("ic_test_x")
+            .json(&json!({"name": "late"}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    // Let the request reach the server and start its delay.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let addr = sb.addr();
+    sb.shutdown().await;
+    assert_eq!(in_flight.await.expect("task").expect("answered"), 201);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn invalid_fault_config_is_refused() {
+    let err = sandbox::start(SandboxConfig {
+        faults: benefits_sync::sandbox::FaultConfig {
+            error_rate: 1.5,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(matches!(err, SandboxError::Config(_)), "{err}");
+}

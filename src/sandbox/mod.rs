@@ -100,6 +100,9 @@ pub enum SandboxError {
         /// What is wrong with it.
         message: String,
     },
+    /// The configuration is invalid (a fault rate outside 0..=1...).
+    #[error("invalid sandbox configuration: {0}")]
+    Config(String),
     /// Waiting for a shutdown signal failed.
     #[error("sandbox cannot install its signal handler: {0}")]
     Signal(#[source] std::io::Error),

@@ -227,19 +227,30 @@ static TOKEN: Schema = Schema {
     fields: &[Field::req("grant_type", Ty::Enum(&["client_credentials"]))],
 };
 
+/// The fields of a (nested) create the sandbox keeps; the others are
+/// validated and ignored.
 #[derive(Deserialize)]
 struct CreateRequest {
+    /// Carrier UUID.
     carrier_id: String,
+    /// Federal EIN (top-level create only).
     federal_ein: Option<String>,
+    /// Group data.
     group_data: GroupData,
 }
 
+/// GroupSetupRequestPublicAPIRetryRequest: given fields replace stored ones.
 #[derive(Deserialize)]
 struct RetryRequest {
+    /// Broker EIN.
     broker_federal_ein: Option<String>,
+    /// Broker TIN.
     broker_tin: Option<String>,
+    /// Corrected carrier group id.
     carrier_group_id: Option<String>,
+    /// Employer email.
     employer_email_address: Option<String>,
+    /// Federal EIN.
     federal_ein: Option<String>,
 }
 
@@ -283,7 +294,9 @@ pub fn handle(app: &App, call: &Call) -> Reply {
 /// The time a request is handled at.
 #[derive(Clone, Copy)]
 struct Clock {
+    /// Now, Unix ms.
     now_ms: i64,
+    /// `noyo_status_step` in ms.
     step_ms: i64,
 }
 

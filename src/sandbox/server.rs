@@ -75,13 +75,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl App {
     /// Opens the data file (if any) and builds the state.
     pub fn new(config: &SandboxConfig) -> Result<App, SandboxError> {
-        config
-            .faults
-            .check()
-            .map_err(|message| SandboxError::Store {
-                path: "<faults>".into(),
-                message,
-            })?;
+        config.faults.check().map_err(SandboxError::Config)?;
         let world = match &config.data {
             None => World::new(None),
             Some(path) => {

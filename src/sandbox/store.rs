@@ -27,6 +27,10 @@ enum Change {
         id: String,
         body: String,
     },
+    Delete {
+        kind: &'static str,
+        id: String,
+    },
     Clear,
 }
 
@@ -136,6 +140,12 @@ fn commit(conn: &mut Connection, batch: &[Change]) -> rusqlite::Result<()> {
                 Change::Put { kind, id, body } => {
                     put.execute(params![kind, id, body])?;
                 }
+                Change::Delete { kind, id } => {
+                    tx.execute(
+                        "DELETE FROM sandbox_objects WHERE kind = ?1 AND id = ?2",
+                        params![kind, id],
+                    )?;
+                }
                 Change::Clear => {
                     tx.execute("DELETE FROM sandbox_objects", [])?;
                 }
@@ -153,6 +163,16 @@ impl Store {
                 kind,
                 id: id.to_string(),
                 body,
+            });
+        }
+    }
+
+    /// Queues the deletion of one row.
+    pub fn delete(&self, kind: &'static str, id: &str) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Change::Delete {
+                kind,
+                id: id.to_string(),
             });
         }
     }
@@ -191,6 +211,10 @@ mod tests {
         store.close();
         let (store, rows) = open(&path).expect("reopen");
         assert_eq!(rows, vec![("k".into(), "a".into(), "{\"v\":1}".into())]);
+        store.delete("k", "a");
+        store.close();
+        let (store, rows) = open(&path).expect("reopen after delete");
+        assert!(rows.is_empty());
         store.close();
 
         let junk = dir.path().join("junk");

@@ -89,6 +89,20 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
         self.rows.insert(id.to_string(), row);
     }
 
+    /// Removes every object `expired` selects, in memory and on disk.
+    pub fn remove_where(&mut self, persist: &Persist, expired: impl Fn(&T) -> bool) {
+        let kind = self.kind;
+        self.rows.retain(|id, row| {
+            let keep = !expired(&row.v);
+            if !keep {
+                if let Some(store) = &persist.store {
+                    store.delete(kind, id);
+                }
+            }
+            keep
+        });
+    }
+
     fn load(&mut self, persist: &mut Persist, id: String, body: &str) -> Result<(), String> {
         let row: Row<T> =
             serde_json::from_str(body).map_err(|e| format!("bad {} row {id}: {e}", self.kind))?;

@@ -3,3 +3,10 @@
 
 mod apply_e2e;
 mod common;
+mod sandbox_faults;
+mod sandbox_ic;
+mod sandbox_kota;
+mod sandbox_noyo;
+mod sandbox_persist;
+mod sandbox_stats;
+mod support;

@@ -14,6 +14,9 @@ use crate::sandbox::world::World;
 
 /// Lifetime of a key.
 pub const KEY_TTL_MS: i64 = 60 * 60 * 1000;
+/// Expired records are swept whenever the table grows to a multiple of
+/// this, so a long benchmark does not keep every response in memory.
+const SWEEP_EVERY: usize = 1024;
 
 /// Runs `f` under idempotency key `key`.
 pub fn run(
@@ -51,6 +54,10 @@ pub fn run(
             created_ms: now_ms,
         };
         w.idempotency.put(&mut w.persist, key, rec);
+        if w.idempotency.len() % SWEEP_EVERY == 0 {
+            w.idempotency
+                .remove_where(&w.persist, |r| now_ms - r.created_ms >= KEY_TTL_MS);
+        }
     }
     reply
 }

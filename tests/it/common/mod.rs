@@ -10,9 +10,11 @@ use std::time::Duration;
 use benefits_sync::sandbox::{self, FaultConfig, Sandbox, SandboxConfig};
 use serde_json::Value;
 
-/// Start an in-process sandbox on a free loopback port.
+pub use crate::support::stats;
+
+/// Start an in-process sandbox on a free loopback port with `faults`.
 pub async fn start_sandbox(faults: FaultConfig) -> Sandbox {
-    start_sandbox_with(SandboxConfig { faults, ..fast_config() }).await
+    crate::support::start_sandbox(SandboxConfig { faults, ..fast_config() }).await
 }
 
 /// Config for tests: Noyo connections move on quickly.
@@ -22,10 +24,6 @@ pub fn fast_config() -> SandboxConfig {
         noyo_status_step: Duration::from_millis(20),
         ..SandboxConfig::default()
     }
-}
-
-pub async fn start_sandbox_with(cfg: SandboxConfig) -> Sandbox {
-    sandbox::start(cfg).await.expect("sandbox starts")
 }
 
 /// The environment that points the binary at `sb`.
@@ -40,15 +38,6 @@ pub fn env_for(sb: &Sandbox) -> Vec<(&'static str, String)> {
         ("IC_API_URL", sb.ic_url()),
         ("IC_API_TOKEN", sandbox::SANDBOX_IC_TOKEN.into()),
     ]
-}
-
-pub async fn stats(sb: &Sandbox) -> Value {
-    reqwest::get(format!("{}/_sandbox/stats", sb.base_url()))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats json")
 }
 
 /// Sum of every duplicate count the sandbox reports.

@@ -385,3 +385,174 @@ fn groups(row: &mut Row<'_>, employer: Option<&Employer>) -> Option<Vec<GroupNam
     out.dedup();
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const EMPLOYERS: &str = "employer_ref,legal_name,address_line1,city,postal_code,country_code,contact_name,contact_email,group_name\n\
+        A,Acme,1 High St,London,E1 6AN,gb,Jo,jo@example.com,Health\n\
+        A,Acme,1 High St,London,E1 6AN,gb,Jo,jo@example.com,Dental\n\
+        B,Bad,1 High St,London,E1 6AN,gb,Jo,not-an-email,\n";
+    const HEAD: &str = "employee_ref,employer_ref,first_name,last_name,email,phone_number,date_of_birth,start_on,sex_at_birth,national_tax_id,address_line1,city,state,postal_code,country_code,nationality,end_on,groups";
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    /// A valid row with one `column=value` override.
+    fn row(r: &str, set: &[(&str, &str)]) -> String {
+        let mut fields: Vec<String> = [
+            r,
+            "A",
+            "Jane",
+            "Doe",
+            "jane@example.com",
+            "+447700900001",
+            "1985-04-12",
+            "2020-01-06",
+            "female",
+            "QQ123456C",
+            "1 Main St",
+            "London",
+            "",
+            "E1 6AN",
+            "gb",
+            "",
+            "",
+            "Health",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (col, value) in set {
+            let i = COLUMNS.iter().position(|c| c == col).unwrap();
+            // COLUMNS has address_line2/3 that HEAD leaves out.
+            let i = if i > ADDRESS_LINE1 { i - 2 } else { i };
+            fields[i] = value.to_string();
+        }
+        fields.join(",") + "\n"
+    }
+
+    fn read(rows: &[String]) -> (EmployeesSummary, Vec<Employee>) {
+        let employers = super::super::read_employers(file(EMPLOYERS).path()).unwrap();
+        let f = file(&format!("{HEAD}\n{}", rows.concat()));
+        let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        let mut out = Vec::new();
+        let s = read_employees_as_of(f.path(), &employers, today, |e| out.push(e)).unwrap();
+        (s, out)
+    }
+
+    fn first_rule(set: &[(&str, &str)]) -> Option<(String, Rule)> {
+        let (s, _) = read(&[row("E1", set)]);
+        s.rejections
+            .first()
+            .map(|r| (r.column.clone().unwrap_or_default(), r.rule))
+    }
+
+    fn is(col: &str, rule: Rule) -> Option<(String, Rule)> {
+        Some((col.to_owned(), rule))
+    }
+
+    #[test]
+    fn valid_row_streams_with_sorted_unique_groups() {
+        let (s, out) = read(&[row("E1", &[("groups", "Health;Dental; Health ;")])]);
+        assert!(s.rejections.is_empty());
+        let groups: Vec<&str> = out[0].groups.iter().map(GroupName::as_str).collect();
+        assert_eq!(groups, ["Dental", "Health"]);
+        assert_eq!(out[0].line, 2);
+    }
+
+    #[test]
+    fn each_rule_on_its_column() {
+        assert_eq!(
+            first_rule(&[("phone_number", "0770")]),
+            is("phone_number", Rule::Phone)
+        );
+        assert_eq!(first_rule(&[("email", "x")]), is("email", Rule::Email));
+        assert_eq!(
+            first_rule(&[("first_name", "")]),
+            is("first_name", Rule::Required)
+        );
+        assert_eq!(
+            first_rule(&[("sex_at_birth", "x")]),
+            is("sex_at_birth", Rule::SexAtBirth)
+        );
+        assert_eq!(
+            first_rule(&[("nationality", "uk")]),
+            is("nationality", Rule::Country)
+        );
+        assert_eq!(
+            first_rule(&[("country_code", "us")]),
+            is("state", Rule::StateRequired)
+        );
+        assert_eq!(
+            first_rule(&[("employer_ref", "Z")]),
+            is("employer_ref", Rule::UnknownEmployer)
+        );
+        assert_eq!(
+            first_rule(&[("employer_ref", "B")]),
+            is("employer_ref", Rule::EmployerRejected)
+        );
+        assert_eq!(
+            first_rule(&[("groups", "Gym")]),
+            is("groups", Rule::UnknownGroup)
+        );
+        assert_eq!(
+            first_rule(&[("start_on", "2020-1-6")]),
+            is("start_on", Rule::Date)
+        );
+        assert_eq!(
+            first_rule(&[("start_on", "1899-12-31")]),
+            is("start_on", Rule::DateRange)
+        );
+        assert_eq!(
+            first_rule(&[("end_on", "2019-12-31")]),
+            is("end_on", Rule::EndBeforeStart)
+        );
+        assert_eq!(first_rule(&[("end_on", "2020-01-06")]), None);
+    }
+
+    #[test]
+    fn date_of_birth_strictly_past_and_after_1900() {
+        let dob = |d| first_rule(&[("date_of_birth", d)]);
+        assert_eq!(dob("2025-05-31"), None);
+        assert_eq!(
+            dob("2025-06-01"),
+            is("date_of_birth", Rule::DateOfBirthRange)
+        );
+        assert_eq!(
+            dob("1900-01-01"),
+            is("date_of_birth", Rule::DateOfBirthRange)
+        );
+        assert_eq!(dob("1900-01-02"), None);
+    }
+
+    #[test]
+    fn tax_id_never_in_a_message() {
+        let long = format!("SECRET{}", "1".repeat(80));
+        let (s, _) = read(&[row("E1", &[("national_tax_id", long.as_str())])]);
+        assert_eq!(s.rejections[0].rule, Rule::TooLong);
+        assert!(!s.rejections[0].to_string().contains("SECRET"));
+    }
+
+    #[test]
+    fn duplicate_after_a_streamed_first_is_reported_back() {
+        let (s, out) = read(&[row("E1", &[]), row("E2", &[]), row("E1", &[])]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(s.duplicates.len(), 1);
+        let lines: Vec<(u64, Rule)> = s.rejections.iter().map(|r| (r.line, r.rule)).collect();
+        assert_eq!(lines, [(2, Rule::DuplicateKey), (4, Rule::DuplicateKey)]);
+    }
+
+    #[test]
+    fn duplicate_of_a_rejected_first_needs_no_late_rejection() {
+        let (s, out) = read(&[row("E1", &[("email", "x")]), row("E1", &[])]);
+        assert!(out.is_empty() && s.duplicates.is_empty());
+        let lines: Vec<(u64, Rule)> = s.rejections.iter().map(|r| (r.line, r.rule)).collect();
+        assert_eq!(lines, [(2, Rule::Email), (3, Rule::DuplicateKey)]);
+    }
+}

@@ -73,6 +73,13 @@ impl<'a> Row<'a> {
                 .position(|f| f.contains(&b'\n'))
                 .unwrap_or(0);
             let column = (opened < want).then(|| self.header.name_at(opened).to_owned());
+            // A quote left open at the end of the file swallows the file's
+            // final newline too; that newline ends no further line.
+            let last_line = if self.rec.as_slice().last() == Some(&b'\n') {
+                (loc.end_line - 1).max(loc.line)
+            } else {
+                loc.end_line
+            };
             let in_column = column
                 .as_ref()
                 .map(|c| format!(" in column '{c}'"))
@@ -85,7 +92,7 @@ impl<'a> Row<'a> {
                     "a quote opened on line {}{in_column} is not closed where the field ends, \
                      so lines {} to {} were read as one row of {n} fields (the header has {want}); \
                      close the quote, or write a quote inside a field as \"\"",
-                    loc.line, loc.line, loc.end_line
+                    loc.line, loc.line, last_line
                 ),
             });
         }
@@ -340,13 +347,17 @@ mod tests {
         let h = header(&["a", "b"]);
         // Swallowed lines give the wrong field count...
         let rec = ByteRecord::from(vec!["x\nz,w"]);
-        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 5)).unwrap_err();
+        let p = Row::new(&rec, &h, None)
+            .check_shape(&loc(4, 5))
+            .unwrap_err();
         assert_eq!((p.column.as_deref(), p.rule), (Some("a"), Rule::Malformed));
         assert!(p.message.contains("opened on line 4"), "{}", p.message);
         assert!(p.message.contains("lines 4 to 5"), "{}", p.message);
         // ...or, by chance the right one, span many lines.
         let rec = ByteRecord::from(vec!["x", "y\nz,w\nq\nr"]);
-        let p = Row::new(&rec, &h, None).check_shape(&loc(4, 7)).unwrap_err();
+        let p = Row::new(&rec, &h, None)
+            .check_shape(&loc(4, 7))
+            .unwrap_err();
         assert_eq!(p.column.as_deref(), Some("b"));
         assert!(p.message.contains("lines 4 to 7"), "{}", p.message);
     }

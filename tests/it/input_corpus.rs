@@ -846,3 +846,54 @@ mod never_panics {
         }
     }
 }
+
+// ------------------------------------------------------------- samples
+
+fn sample(day: &str, exp_employers: &[Exp], exp_employees: &[Exp], valid: usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(day);
+    let employers = read_employers(&dir.join("employers.csv")).unwrap();
+    assert_eq!(got(&employers.rejections), want(exp_employers), "{day}");
+    let (s, emps) = read_emps(&dir.join("employees.csv"), &employers).unwrap();
+    assert_eq!(got(&s.rejections), want(exp_employees), "{day}");
+    let kept = emps
+        .iter()
+        .filter(|e| !s.duplicates.contains(&e.employee_ref))
+        .count();
+    assert_eq!(kept, valid, "{day}");
+    assert!(employers.warnings.is_empty() && s.warnings.is_empty());
+}
+
+#[test]
+fn samples_day1_rejections_match_the_readme() {
+    sample(
+        "day1",
+        &[(13, Some("state"), Rule::StateRequired)],
+        &[
+            (7, Some("phone_number"), Rule::Phone),
+            (11, Some("groups"), Rule::UnknownGroup),
+            (22, Some("employee_ref"), Rule::DuplicateKey),
+            (66, Some("employer_ref"), Rule::EmployerRejected),
+            (67, Some("employer_ref"), Rule::EmployerRejected),
+            (68, Some("employer_ref"), Rule::UnknownEmployer),
+            (69, Some("employee_ref"), Rule::DuplicateKey),
+        ],
+        61,
+    );
+}
+
+#[test]
+fn samples_day2_rejections_match_the_readme() {
+    sample(
+        "day2",
+        &[],
+        &[
+            (11, Some("groups"), Rule::UnknownGroup),
+            (22, Some("employee_ref"), Rule::DuplicateKey),
+            (68, Some("employer_ref"), Rule::UnknownEmployer),
+            (69, Some("employee_ref"), Rule::DuplicateKey),
+        ],
+        67,
+    );
+}

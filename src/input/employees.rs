@@ -134,59 +134,64 @@ pub fn read_employees_as_of(
     let mut rejections = Vec::new();
     let mut seen: HashMap<Box<str>, Seen> = HashMap::new();
     // First occurrences already streamed, by line: (ref, line that repeats it).
-    let mut late: BTreeMap<u64, (EmployeeRef, u64)> = BTreeMap::new();
+    let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
     while let Some(loc) = src.next_record(&mut rec)? {
         if is_blank(&rec) {
             continue;
         }
         rows += 1;
         let mut row = Row::new(&rec, &header, Some(NATIONAL_TAX_ID));
-        let shape = row.check_shape(&loc);
-        let key = EmployeeRef::parse(row.raw(EMPLOYEE_REF)).ok();
-        if let Err(p) = shape {
-            rejections.push(rejection(&file, loc.line, p, key.as_ref()));
+        if let Err(p) = row.check_shape(&loc) {
+            let key = valid_ref(&row).map(str::to_owned);
+            rejections.push(rejection(&file, loc.line, p, key));
             continue;
         }
         let parsed = parse_row(&mut row, employers, today, loc.line);
-        if let Some(k) = &key {
-            if let Some(first) = seen.get(k.as_str()) {
-                row.fail(
-                    EMPLOYEE_REF,
-                    Rule::DuplicateKey,
-                    format!(
-                        "employee_ref '{k}' also appears on line {}; every row with this ref \
-                         is rejected until it is unique",
-                        first.line
-                    ),
-                );
-                if first.streamed && !late.contains_key(&first.line) {
-                    late.insert(first.line, (k.clone(), loc.line));
+        // The ref as a borrowed str: a valid row already owns it, so the
+        // hot path makes no second copy.
+        let key: Option<&str> = match &parsed {
+            Some(e) => Some(e.employee_ref.as_str()),
+            None => valid_ref(&row),
+        };
+        let mut first_seen = false;
+        if let Some(k) = key {
+            match seen.get(k) {
+                Some(first) => {
+                    row.fail(
+                        EMPLOYEE_REF,
+                        Rule::DuplicateKey,
+                        format!(
+                            "employee_ref '{k}' also appears on line {}; every row with this \
+                             ref is rejected until it is unique",
+                            first.line
+                        ),
+                    );
+                    if first.streamed && !late.contains_key(&first.line) {
+                        late.insert(first.line, (k.to_owned(), loc.line));
+                    }
                 }
+                None => first_seen = true,
             }
         }
-        match (row.finish(), parsed) {
-            (None, Some(employee)) => {
-                if let Some(k) = &key {
-                    seen.insert(
-                        k.as_str().into(),
-                        Seen {
-                            line: loc.line,
-                            streamed: true,
-                        },
-                    );
-                }
+        let problem = row.finish();
+        let streamed = problem.is_none() && parsed.is_some();
+        if let (true, Some(k)) = (first_seen, key) {
+            seen.insert(
+                k.into(),
+                Seen {
+                    line: loc.line,
+                    streamed,
+                },
+            );
+        }
+        if streamed {
+            if let Some(employee) = parsed {
                 sink(employee);
             }
-            (problem, _) => {
-                let p = problem.unwrap_or_else(unexplained);
-                rejections.push(rejection(&file, loc.line, p, key.as_ref()));
-                if let Some(k) = &key {
-                    seen.entry(k.as_str().into()).or_insert(Seen {
-                        line: loc.line,
-                        streamed: false,
-                    });
-                }
-            }
+        } else {
+            let key = key.map(str::to_owned);
+            let p = problem.unwrap_or_else(unexplained);
+            rejections.push(rejection(&file, loc.line, p, key));
         }
     }
     let mut duplicates = BTreeSet::new();
@@ -200,9 +205,12 @@ pub fn read_employees_as_of(
                 "employee_ref '{k}' appears again on line {again}; every row with this ref is \
                  rejected until it is unique"
             ),
-            key: Some(k.as_str().to_owned()),
+            key: Some(k.clone()),
         });
-        duplicates.insert(k);
+        // Only refs that parsed as an EmployeeRef reach `seen`.
+        if let Ok(r) = EmployeeRef::parse(&k) {
+            duplicates.insert(r);
+        }
     }
     if rows == 0 {
         warnings.push(no_data_rows(&file));
@@ -228,15 +236,22 @@ fn unexplained() -> Problem {
     }
 }
 
-fn rejection(file: &str, line: u64, p: Problem, key: Option<&EmployeeRef>) -> Rejection {
+fn rejection(file: &str, line: u64, p: Problem, key: Option<String>) -> Rejection {
     Rejection {
         file: file.to_owned(),
         line,
         column: p.column,
         rule: p.rule,
         message: p.message,
-        key: key.map(|k| k.as_str().to_owned()),
+        key,
     }
+}
+
+/// The row's employee_ref if it is a valid one (rejections name it, and
+/// duplicates are tracked by it).
+fn valid_ref<'a>(row: &Row<'a>) -> Option<&'a str> {
+    let raw = row.raw(EMPLOYEE_REF);
+    EmployeeRef::parse(raw).ok().map(|_| raw)
 }
 
 fn parse_row(

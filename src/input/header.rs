@@ -47,6 +47,15 @@ impl Header {
                     pos + 1
                 ))
             })?;
+            if name.contains('\0') {
+                // UTF-16 without a byte-order mark decodes as "valid" UTF-8
+                // with a NUL after every ASCII letter.
+                return Err(HeaderProblem::Invalid(
+                    "the header row contains NUL bytes: the file looks like UTF-16; \
+                     re-export it as UTF-8"
+                        .to_owned(),
+                ));
+            }
             names.push(name.trim().to_owned());
         }
         let mut known = vec![None; columns.len()];
@@ -206,6 +215,16 @@ mod tests {
         assert!(
             matches!(h.unwrap_err(), HeaderProblem::Invalid(m) if m.contains("no metadata key"))
         );
+    }
+
+    #[test]
+    fn utf16_without_bom_refused() {
+        let rec = ByteRecord::from(vec!["e\0m\0a\0i\0l\0"]);
+        let mut w = Vec::new();
+        assert!(matches!(
+            Header::resolve(&rec, COLS, &[0], &mut w).unwrap_err(),
+            HeaderProblem::Invalid(m) if m.contains("UTF-16")
+        ));
     }
 
     #[test]

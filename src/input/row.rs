@@ -73,6 +73,13 @@ impl<'a> Row<'a> {
                 .position(|f| f.contains(&b'\n'))
                 .unwrap_or(0);
             let column = (opened < want).then(|| self.header.name_at(opened).to_owned());
+            // A quote left open at the end of the file swallows the file's
+            // final newline too; that newline ends no further line.
+            let last_line = if self.rec.as_slice().last() == Some(&b'\n') {
+                (loc.end_line - 1).max(loc.line)
+            } else {
+                loc.end_line
+            };
             let in_column = column
                 .as_ref()
                 .map(|c| format!(" in column '{c}'"))
@@ -85,7 +92,7 @@ impl<'a> Row<'a> {
                     "a quote opened on line {}{in_column} is not closed where the field ends, \
                      so lines {} to {} were read as one row of {n} fields (the header has {want}); \
                      close the quote, or write a quote inside a field as \"\"",
-                    loc.line, loc.line, loc.end_line
+                    loc.line, loc.line, last_line
                 ),
             });
         }

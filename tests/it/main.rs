@@ -3,6 +3,7 @@
 
 mod apply_e2e;
 mod common;
+mod input_corpus;
 mod sandbox_faults;
 mod sandbox_ic;
 mod sandbox_kota;

@@ -54,10 +54,16 @@ const COUNTRIES: [(&str, Option<&str>, &str, &str); 5] = [
 ];
 const GROUPS: [&str; 5] = ["Health", "Dental", "Vision", "Life", "Pension"];
 const FIRST: [&str; 8] = ["Ann", "Bob", "Cara", "Dev", "Eve", "Finn", "Gia", "Hugo"];
-const LAST: [&str; 8] = ["Lee", "Ray", "Ng", "Ortiz", "Patel", "Quinn", "Rossi", "Silva"];
+const LAST: [&str; 8] = [
+    "Lee", "Ray", "Ng", "Ortiz", "Patel", "Quinn", "Rossi", "Silva",
+];
 
 fn carrier_uuid(i: usize) -> String {
-    format!("{:08x}-0000-4000-8000-{:012x}", 0x8fac_0000u32 + i as u32, i)
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        0x8fac_0000u32 + i as u32,
+        i
+    )
 }
 
 /// Per-employer shape, derived from the seed so both days agree.
@@ -83,9 +89,17 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<()> {
         let (cc, state, city, postal) = COUNTRIES[c];
         let rows = groups.max(carriers);
         for row in 0..rows {
-            let (g, gd) = if row < groups { (GROUPS[row], format!("{} cover", GROUPS[row])) } else { ("", String::new()) };
+            let (g, gd) = if row < groups {
+                (GROUPS[row], format!("{} cover", GROUPS[row]))
+            } else {
+                ("", String::new())
+            };
             let (cid, cgid, ein) = if row < carriers {
-                (carrier_uuid(row), format!("{}{:06}", 10 + row, i), format!("{:02}-{:07}", 10 + row, i % 10_000_000))
+                (
+                    carrier_uuid(row),
+                    format!("{}{:06}", 10 + row, i),
+                    format!("{:02}-{:07}", 10 + row, i % 10_000_000),
+                )
             } else {
                 (String::new(), String::new(), String::new())
             };
@@ -104,14 +118,23 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<()> {
         w,
         "employee_ref,employer_ref,first_name,last_name,email,phone_number,date_of_birth,start_on,sex_at_birth,national_tax_id,address_line1,city,state,postal_code,country_code,end_on,groups,metadata.department"
     )?;
-    let hires = if o.day >= 2 { (o.employees as f64 * o.hire_rate).round() as usize } else { 0 };
+    let hires = if o.day >= 2 {
+        (o.employees as f64 * o.hire_rate).round() as usize
+    } else {
+        0
+    };
     let mut day2 = SmallRng::seed_from_u64(o.seed.wrapping_add(2));
     for j in 0..o.employees + hires {
-        let mut r = SmallRng::seed_from_u64(o.seed ^ 0xABCD ^ (j as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let mut r = SmallRng::seed_from_u64(
+            o.seed ^ 0xABCD ^ (j as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
+        );
         let er = r.gen_range(0..employers);
         let (groups, _, c) = employer_shape(o.seed, er, o);
         let (cc, state, city, postal) = COUNTRIES[c];
-        let member_of: Vec<&str> = (0..groups).filter(|_| r.gen_bool(0.6)).map(|g| GROUPS[g]).collect();
+        let member_of: Vec<&str> = (0..groups)
+            .filter(|_| r.gen_bool(0.6))
+            .map(|g| GROUPS[g])
+            .collect();
         let (mut street, mut email_tag, mut end_on) = (r.gen_range(1..999), "", String::new());
         if o.day >= 2 && j < o.employees {
             if day2.gen_bool(o.change_rate.clamp(0.0, 1.0)) {
@@ -150,17 +173,25 @@ mod tests {
     fn same_options_same_bytes_and_every_row_is_valid() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let o = GenOptions { employers: 7, employees: 300, ..GenOptions::default() };
+        let o = GenOptions {
+            employers: 7,
+            employees: 300,
+            ..GenOptions::default()
+        };
         generate(a.path(), &o).unwrap();
         generate(b.path(), &o).unwrap();
         for f in ["employers.csv", "employees.csv"] {
-            assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap());
+            assert_eq!(
+                std::fs::read(a.path().join(f)).unwrap(),
+                std::fs::read(b.path().join(f)).unwrap()
+            );
         }
         let ers = crate::input::read_employers(&a.path().join("employers.csv")).unwrap();
         assert!(ers.rejections.is_empty(), "{:?}", ers.rejections.first());
         assert_eq!(ers.employers.len(), 7);
         let mut n = 0;
-        let s = crate::input::read_employees(&a.path().join("employees.csv"), &ers, |_| n += 1).unwrap();
+        let s = crate::input::read_employees(&a.path().join("employees.csv"), &ers, |_| n += 1)
+            .unwrap();
         assert!(s.rejections.is_empty(), "{:?}", s.rejections.first());
         assert_eq!(n, 300);
     }

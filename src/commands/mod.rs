@@ -148,6 +148,7 @@ pub fn generate(a: crate::cli::GenerateArgs) -> Result<u8, AppError> {
         max_groups: a.max_groups,
         max_carriers: a.max_carriers,
     };
-    crate::gen::generate(&a.out, &o).map_err(|e| AppError::Output(format!("cannot write to {}: {e}", a.out.display())))?;
+    crate::gen::generate(&a.out, &o)
+        .map_err(|e| AppError::Output(format!("cannot write to {}: {e}", a.out.display())))?;
     Ok(EXIT_OK)
 }

@@ -14,7 +14,11 @@ pub use crate::support::stats;
 
 /// Start an in-process sandbox on a free loopback port with `faults`.
 pub async fn start_sandbox(faults: FaultConfig) -> Sandbox {
-    crate::support::start_sandbox(SandboxConfig { faults, ..fast_config() }).await
+    crate::support::start_sandbox(SandboxConfig {
+        faults,
+        ..fast_config()
+    })
+    .await
 }
 
 /// Config for tests: Noyo connections move on quickly.
@@ -34,7 +38,10 @@ pub fn env_for(sb: &Sandbox) -> Vec<(&'static str, String)> {
         ("NOYO_API_URL", sb.noyo_url()),
         ("NOYO_TOKEN_URL", sb.noyo_token_url()),
         ("NOYO_CLIENT_ID", sandbox::SANDBOX_NOYO_CLIENT_ID.into()),
-        ("NOYO_CLIENT_SECRET", sandbox::SANDBOX_NOYO_CLIENT_SECRET.into()),
+        (
+            "NOYO_CLIENT_SECRET",
+            sandbox::SANDBOX_NOYO_CLIENT_SECRET.into(),
+        ),
         ("IC_API_URL", sb.ic_url()),
         ("IC_API_TOKEN", sandbox::SANDBOX_IC_TOKEN.into()),
     ]
@@ -42,7 +49,10 @@ pub fn env_for(sb: &Sandbox) -> Vec<(&'static str, String)> {
 
 /// Sum of every duplicate count the sandbox reports.
 pub fn duplicates(stats: &Value) -> u64 {
-    stats["duplicates"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(u64::MAX)
+    stats["duplicates"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(u64::MAX)
 }
 
 pub fn bin() -> PathBuf {
@@ -93,7 +103,13 @@ pub fn text(o: &Output) -> String {
 
 /// Write synthetic exports into `dir`.
 pub fn generate(dir: &Path, employers: usize, employees: usize, day: u8) {
-    let o = benefits_sync::gen::GenOptions { employers, employees, day, seed: 42, ..Default::default() };
+    let o = benefits_sync::gen::GenOptions {
+        employers,
+        employees,
+        day,
+        seed: 42,
+        ..Default::default()
+    };
     benefits_sync::gen::generate(dir, &o).expect("generate");
 }
 
@@ -115,8 +131,10 @@ pub fn files(dir: &Path) -> Vec<String> {
     ]
 }
 
-pub fn args<'a>(base: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = base.iter().map(String::as_str).collect();
+/// `benefits-sync SUB <files> <extra>`.
+pub fn cmd<'a>(files: &'a [String], sub: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![sub];
+    v.extend(files.iter().map(String::as_str));
     v.extend_from_slice(extra);
     v
 }

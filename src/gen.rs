@@ -88,9 +88,14 @@ pub fn generate(dir: &Path, o: &GenOptions) -> std::io::Result<()> {
         let (groups, carriers, c) = employer_shape(o.seed, i, o);
         let (cc, state, city, postal) = COUNTRIES[c];
         let rows = groups.max(carriers);
-        for row in 0..rows {
+        for (row, name) in GROUPS
+            .iter()
+            .chain(std::iter::repeat(&""))
+            .take(rows)
+            .enumerate()
+        {
             let (g, gd) = if row < groups {
-                (GROUPS[row], format!("{} cover", GROUPS[row]))
+                (*name, format!("{name} cover"))
             } else {
                 ("", String::new())
             };

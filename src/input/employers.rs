@@ -353,7 +353,7 @@ fn merge(
         // One problem per row: the one in the earliest column.
         let mut found: Option<Problem> = None;
         let mut keep = |p: Problem| {
-            if found.as_ref().map_or(true, |f| p.pos < f.pos) {
+            if found.as_ref().is_none_or(|f| p.pos < f.pos) {
                 found = Some(p);
             }
         };

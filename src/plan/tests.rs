@@ -46,7 +46,7 @@ fn employer(r: &str, groups: &[&str], carriers: &[&str]) -> Employer {
             broker_tin: None,
         })
         .collect();
-    connections.sort_by(|a, b| a.carrier_id.cmp(&b.carrier_id));
+    connections.sort_by_key(|a| a.carrier_id);
     Employer {
         employer_ref: EmployerRef::parse(r).unwrap(),
         legal_name: Text::parse(&format!("{r} Ltd")).unwrap(),

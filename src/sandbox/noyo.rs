@@ -529,19 +529,15 @@ fn list(w: &mut World, call: &Call, t: Clock, group: Option<&str>) -> Reply {
         .noyo_connections
         .ordered()
         .into_iter()
-        .filter(|c| group.map_or(true, |g| c.group_id == g))
+        .filter(|c| group.is_none_or(|g| c.group_id == g))
+        .filter(|c| carriers.as_ref().is_none_or(|v| v.contains(&c.carrier_id)))
+        .filter(|c| carrier_group.is_none_or(|g| c.group_data.carrier_group_id == g))
+        .filter(|c| ids.as_ref().is_none_or(|v| v.contains(&c.id)))
+        .filter(|_| org.is_none_or(|o| o == ORGANIZATION_ID))
         .filter(|c| {
-            carriers
+            statuses
                 .as_ref()
-                .map_or(true, |v| v.contains(&c.carrier_id))
-        })
-        .filter(|c| carrier_group.map_or(true, |g| c.group_data.carrier_group_id == g))
-        .filter(|c| ids.as_ref().map_or(true, |v| v.contains(&c.id)))
-        .filter(|_| org.map_or(true, |o| o == ORGANIZATION_ID))
-        .filter(|c| {
-            statuses.as_ref().map_or(true, |v| {
-                v.iter().any(|s| s == c.status(t.now_ms, t.step_ms))
-            })
+                .is_none_or(|v| v.iter().any(|s| s == c.status(t.now_ms, t.step_ms)))
         })
         .map(|c| c.view(t.now_ms, t.step_ms))
         .collect();

@@ -82,11 +82,11 @@ pub fn list(w: &mut World, call: &Call) -> Reply {
         .employees
         .ordered()
         .into_iter()
-        .filter(|e| statuses.as_ref().map_or(true, |s| s.contains(&e.status)))
-        .filter(|e| employer.map_or(true, |id| e.employer_id == id))
-        .filter(|e| customer.map_or(true, |c| e.external_customer_id.as_deref() == Some(c)))
+        .filter(|e| statuses.as_ref().is_none_or(|s| s.contains(&e.status)))
+        .filter(|e| employer.is_none_or(|id| e.employer_id == id))
+        .filter(|e| customer.is_none_or(|c| e.external_customer_id.as_deref() == Some(c)))
         .filter(|e| {
-            meta.as_ref().map_or(true, |needle| {
+            meta.as_ref().is_none_or(|needle| {
                 e.metadata
                     .as_ref()
                     .and_then(|m| m.get("id"))

@@ -64,7 +64,7 @@ pub fn list(w: &mut World, call: &Call) -> Reply {
         .employers
         .ordered()
         .into_iter()
-        .filter(|e| statuses.as_ref().map_or(true, |s| s.contains(&e.status)))
+        .filter(|e| statuses.as_ref().is_none_or(|s| s.contains(&e.status)))
         .collect();
     paged(items, &page)
 }

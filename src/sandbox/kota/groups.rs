@@ -61,8 +61,8 @@ pub fn list(w: &mut World, call: &Call) -> Reply {
         .groups
         .ordered()
         .into_iter()
-        .filter(|g| statuses.as_ref().map_or(true, |s| s.contains(&g.status)))
-        .filter(|g| employer.map_or(true, |id| g.employer_id == id))
+        .filter(|g| statuses.as_ref().is_none_or(|s| s.contains(&g.status)))
+        .filter(|g| employer.is_none_or(|id| g.employer_id == id))
         .collect();
     paged(items, &page)
 }
@@ -177,7 +177,7 @@ pub fn list_employees(w: &mut World, call: &Call) -> Reply {
         .ordered()
         .into_iter()
         .filter(|m| m.group_id == group_id)
-        .filter(|m| employee.map_or(true, |id| m.id == id))
+        .filter(|m| employee.is_none_or(|id| m.id == id))
         .collect();
     paged(items, &page)
 }

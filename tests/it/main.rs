@@ -3,6 +3,7 @@
 
 mod apply_e2e;
 mod common;
+mod crash;
 mod input_corpus;
 mod sandbox_faults;
 mod sandbox_ic;

@@ -125,6 +125,23 @@ impl Executor {
             .ok_or_else(|| ExecError::Missing(format!("employee {r} is not in this run's exports")))
     }
 
+    /// The employer and the connection of carrier `c` it declares.
+    fn connection_spec(
+        &self,
+        er: &EmployerRef,
+        c: &crate::model::CarrierId,
+    ) -> Result<(&Employer, &crate::model::ConnectionSpec), ExecError> {
+        let e = self.employer(er)?;
+        let spec = e
+            .connections
+            .iter()
+            .find(|x| x.carrier_id == *c)
+            .ok_or_else(|| {
+                ExecError::Missing(format!("carrier {c} is not in the export for {er}"))
+            })?;
+        Ok((e, spec))
+    }
+
     fn kota(&self) -> Result<&Kota, ExecError> {
         self.clients
             .kota
@@ -323,14 +340,7 @@ impl Executor {
                 self.connection_create(op, er, c, uncertain).await
             }
             (OpKind::ConnectionRetry, Subject::Connection(er, c)) => {
-                let e = self.employer(er)?;
-                let spec = e
-                    .connections
-                    .iter()
-                    .find(|x| x.carrier_id == *c)
-                    .ok_or_else(|| {
-                        ExecError::Missing(format!("carrier {c} is not in the export for {er}"))
-                    })?;
+                let (e, spec) = self.connection_spec(er, c)?;
                 let id = self.ids.connection(er, c).ok_or_else(|| {
                     ExecError::Missing(format!("connection {er}|{c} has no Noyo id"))
                 })?;
@@ -471,14 +481,7 @@ impl Executor {
         c: &crate::model::CarrierId,
         uncertain: bool,
     ) -> Result<Done, ExecError> {
-        let e = self.employer(er)?;
-        let spec = e
-            .connections
-            .iter()
-            .find(|x| x.carrier_id == *c)
-            .ok_or_else(|| {
-                ExecError::Missing(format!("carrier {c} is not in the export for {er}"))
-            })?;
+        let (e, spec) = self.connection_spec(er, c)?;
         let noyo = self.noyo()?;
         let group = self.ids.noyo_group(er);
         let (conn, adopted) = create_or_adopt!(uncertain,

@@ -70,6 +70,15 @@ struct ContactIn<'a> {
     email: &'a str,
 }
 
+/// Whether `o` carries `natural_key` as its benefits-sync ref (metadata `id`).
+fn has_ref(o: &Object, natural_key: &str) -> bool {
+    o.metadata
+        .as_ref()
+        .and_then(|m| m.get(Metadata::RESERVED_KEY))
+        .map(String::as_str)
+        == Some(natural_key)
+}
+
 /// Metadata as sent: the user's keys plus ours, `id` = the payroll ref.
 fn metadata_out<'a>(m: &'a Metadata, natural_key: &'a str) -> BTreeMap<&'a str, &'a str> {
     let mut out: BTreeMap<&str, &str> = m.iter().collect();
@@ -414,14 +423,8 @@ impl Kota {
     /// Find an employer by the payroll ref kept in its metadata. Kota has no
     /// filter for it, so this pages through the account's employers.
     pub async fn find_employer(&self, employer_ref: &str) -> Result<Option<Object>, RemoteError> {
-        self.list_all::<Object>("/employers", &[], |o| {
-            o.metadata
-                .as_ref()
-                .and_then(|m| m.get(Metadata::RESERVED_KEY))
-                .map(String::as_str)
-                == Some(employer_ref)
-        })
-        .await
+        self.list_all::<Object>("/employers", &[], |o| has_ref(o, employer_ref))
+            .await
     }
 
     pub async fn create_group(
@@ -515,13 +518,7 @@ impl Kota {
         self.list_all::<Object>(
             "/employees",
             &[("employer_id", employer_id), ("metadata_id", employee_ref)],
-            |o| {
-                o.metadata
-                    .as_ref()
-                    .and_then(|m| m.get(Metadata::RESERVED_KEY))
-                    .map(String::as_str)
-                    == Some(employee_ref)
-            },
+            |o| has_ref(o, employee_ref),
         )
         .await
     }

@@ -101,13 +101,13 @@ fn already(e: &RemoteError) -> bool {
 }
 
 impl Executor {
-    /// A key stable across retries and reruns of the same operation with
-    /// the same content.
-    pub fn idempotency_key(&self, op: &Operation, extra: &str) -> String {
+    /// A key stable across retries and reruns of the same operation (its
+    /// `key`) with the same content (its combined fingerprint `fp`).
+    pub fn idempotency_key(&self, key: &str, fp: &str, extra: &str) -> String {
         let mut h = xxhash_rust::xxh3::Xxh3::with_seed(self.idem_seed);
-        h.update(op.key().as_bytes());
+        h.update(key.as_bytes());
         h.update(&[0]);
-        h.update(op.fp.combined().as_bytes());
+        h.update(fp.as_bytes());
         h.update(&[0]);
         h.update(extra.as_bytes());
         format!("bsync-{:032x}", h.digest128())
@@ -174,8 +174,8 @@ impl Executor {
     pub async fn run(&self, op: &Operation) -> Outcome {
         let key = op.key();
         let kind = op.kind.code();
-        let idem = self.idempotency_key(op, &self.extra(op));
         let fp = op.fp.combined();
+        let idem = self.idempotency_key(&key, &fp, &self.extra(op));
         let run_id = self.run_id;
         let (k, i, f, t) = (key.clone(), idem.clone(), fp, now());
         if let Err(e) = self

@@ -46,7 +46,8 @@ pub struct ApplyOptions {
 
 /// A plan's operations and the data they need.
 pub struct ApplyInput {
-    pub operations: Vec<Operation>,
+    /// Shared with the caller, which reports on the same list afterwards.
+    pub operations: Arc<Vec<Operation>>,
     pub employers: Vec<Employer>,
     pub employees: HashMap<EmployeeRef, Employee>,
     pub snapshot: Snapshot,
@@ -144,7 +145,7 @@ pub async fn apply(
     });
     drop(input.snapshot);
     let mut totals = [0u64; 3];
-    for op in &input.operations {
+    for op in input.operations.iter() {
         totals[Target::ALL
             .iter()
             .position(|t| *t == op.target())
@@ -159,7 +160,7 @@ pub async fn apply(
             targets.configured(Target::Ic),
         ],
     };
-    let ops = Arc::new(input.operations);
+    let ops = input.operations;
     let (outcomes, stop) = scheduler::run(exec.clone(), ops, limits, &progress, signals).await;
     progress.finish();
     if stop == Stop::Completed {

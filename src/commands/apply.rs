@@ -240,9 +240,9 @@ async fn locked(
         "applying {} operations (run {run_id})",
         plan.operations.len()
     );
-    let operations = plan.operations.clone();
+    let operations = std::sync::Arc::new(std::mem::take(&mut plan.operations));
     let input = ApplyInput {
-        operations: std::mem::take(&mut plan.operations),
+        operations: operations.clone(),
         employers: std::mem::take(&mut plan.employers),
         employees: std::mem::take(&mut plan.employees),
         snapshot: snap,

@@ -339,12 +339,15 @@ impl<'a> Planner<'a> {
         let first = self.body.operations.len() as u32;
         let seed = self.snap.fp_seed;
         let fp = fingerprint::employee(seed, &e);
-        let fp_now = fp.clone();
+        // One lookup per employee; `snap` outlives `self`'s borrows.
+        let snap = self.snap;
+        let synced = snap.employees.get(&e.employee_ref);
+        let changed = synced.is_some_and(|o| o.fp != fp);
         let er = &e.employer_ref;
         let subject = Subject::Employee(er.clone(), e.employee_ref.clone());
         let mut create: Option<u32> = None;
         let mut leaving_or_left = e.end_on.is_some();
-        match self.snap.employees.get(&e.employee_ref) {
+        match synced {
             None => {
                 if let Some(end) = e.end_on.filter(|d| *d < self.ctx.today) {
                     self.body.findings.push(Finding {
@@ -429,10 +432,8 @@ impl<'a> Planner<'a> {
             }
         }
         if !leaving_or_left {
-            let old = self.snap.employees.get(&e.employee_ref);
-            let changed = old.is_some_and(|o| o.fp != fp_now);
             for g in &e.groups {
-                let state = old.and_then(|s| s.membership(g));
+                let state = synced.and_then(|s| s.membership(g));
                 if employer.group(g).is_none() {
                     continue;
                 }
@@ -473,11 +474,7 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        let offboarded = self
-            .snap
-            .employees
-            .get(&e.employee_ref)
-            .is_some_and(|s| s.offboarded);
+        let offboarded = synced.is_some_and(|s| s.offboarded);
         if let (Some(end), false) = (e.end_on, offboarded) {
             self.push(Operation {
                 kind: OpKind::EmployeeOffboard,

@@ -146,10 +146,7 @@ pub async fn apply(
     drop(input.snapshot);
     let mut totals = [0u64; 3];
     for op in input.operations.iter() {
-        totals[Target::ALL
-            .iter()
-            .position(|t| *t == op.target())
-            .unwrap_or(0)] += 1;
+        totals[op.target().index()] += 1;
     }
     let progress = progress::Progress::start(totals, opts.quiet, opts.progress_every);
     let limits = scheduler::Limits {

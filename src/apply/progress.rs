@@ -30,14 +30,6 @@ pub struct Progress {
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn idx(t: Target) -> usize {
-    match t {
-        Target::Kota => 0,
-        Target::Noyo => 1,
-        Target::Ic => 2,
-    }
-}
-
 impl Progress {
     /// `totals` are operations per target; `quiet` disables everything.
     pub fn start(totals: [u64; 3], quiet: bool, every: Duration) -> Progress {
@@ -63,7 +55,7 @@ impl Progress {
             let bars = Target::ALL
                 .iter()
                 .map(|t| {
-                    let b = mp.add(ProgressBar::new(totals[idx(*t)]));
+                    let b = mp.add(ProgressBar::new(totals[t.index()]));
                     b.set_style(style.clone());
                     b.set_prefix(t.label());
                     b
@@ -78,7 +70,7 @@ impl Progress {
                 loop {
                     tick.tick().await;
                     for t in Target::ALL {
-                        let c = &counts[idx(t)];
+                        let c = &counts[t.index()];
                         let (total, done, failed) = (
                             c.total.load(Ordering::Relaxed),
                             c.done.load(Ordering::Relaxed),
@@ -98,15 +90,15 @@ impl Progress {
 
     /// One operation of `t` has ended.
     pub fn record(&self, t: Target, ok: bool) {
-        let c = &self.counts[idx(t)];
+        let c = &self.counts[t.index()];
         c.done.fetch_add(1, Ordering::Relaxed);
         if !ok {
             c.failed.fetch_add(1, Ordering::Relaxed);
         }
         if let Some((_, bars)) = &self.bars {
-            bars[idx(t)].inc(1);
+            bars[t.index()].inc(1);
             if !ok {
-                bars[idx(t)].set_message(format!("{} failed", c.failed.load(Ordering::Relaxed)));
+                bars[t.index()].set_message(format!("{} failed", c.failed.load(Ordering::Relaxed)));
             }
         }
     }

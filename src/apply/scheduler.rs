@@ -33,14 +33,6 @@ pub struct Limits {
     pub configured: [bool; 3],
 }
 
-fn idx(t: Target) -> usize {
-    match t {
-        Target::Kota => 0,
-        Target::Noyo => 1,
-        Target::Ic => 2,
-    }
-}
-
 /// Run `ops`. Returns each operation's outcome (`None`: never started).
 /// `signals` delivers one message per SIGINT/SIGTERM.
 pub async fn run(
@@ -62,7 +54,7 @@ pub async fn run(
     let mut ready: [VecDeque<u32>; 3] = Default::default();
     for (i, op) in ops.iter().enumerate() {
         if op.deps.is_empty() {
-            ready[idx(op.target())].push_back(i as u32);
+            ready[op.target().index()].push_back(i as u32);
         }
     }
     let mut in_flight = [0usize; 3];
@@ -74,8 +66,8 @@ pub async fn run(
     loop {
         // Operations of unconfigured targets never start; say so.
         for t in Target::ALL {
-            if !limits.configured[idx(t)] {
-                while let Some(i) = ready[idx(t)].pop_front() {
+            if !limits.configured[t.index()] {
+                while let Some(i) = ready[t.index()].pop_front() {
                     skipped.push((i, format!("target not configured ({})", t.as_str())));
                 }
             }
@@ -96,10 +88,10 @@ pub async fn run(
         }
         if stop == Stop::Completed {
             for t in Target::ALL {
-                let q = &mut ready[idx(t)];
-                while in_flight[idx(t)] < limits.ops_in_flight {
+                let q = &mut ready[t.index()];
+                while in_flight[t.index()] < limits.ops_in_flight {
                     let Some(i) = q.pop_front() else { break };
-                    in_flight[idx(t)] += 1;
+                    in_flight[t.index()] += 1;
                     let (exec, ops) = (exec.clone(), ops.clone());
                     tasks.spawn(async move {
                         let outcome = exec.run(&ops[i as usize]).await;
@@ -116,14 +108,14 @@ pub async fn run(
                 let Some(joined) = joined else { continue };
                 let Ok((i, outcome)) = joined else { continue };
                 let op = &ops[i as usize];
-                in_flight[idx(op.target())] -= 1;
+                in_flight[op.target().index()] -= 1;
                 progress.record(op.target(), outcome.succeeded());
                 let ok = matches!(outcome, Outcome::Done { .. });
                 if ok {
                     for &d in &dependents[i as usize] {
                         waiting[d as usize] -= 1;
                         if waiting[d as usize] == 0 {
-                            ready[idx(ops[d as usize].target())].push_back(d);
+                            ready[ops[d as usize].target().index()].push_back(d);
                         }
                     }
                 } else {

@@ -76,15 +76,7 @@ const REQUIRED: &[usize] = &[
     CONTACT_EMAIL,
 ];
 
-const ADDRESS: AddressCols = AddressCols {
-    line1: ADDRESS_LINE1,
-    line2: ADDRESS_LINE2,
-    line3: ADDRESS_LINE3,
-    city: CITY,
-    state: STATE,
-    postal_code: POSTAL_CODE,
-    country: COUNTRY_CODE,
-};
+const ADDRESS: AddressCols = AddressCols::starting_at(ADDRESS_LINE1);
 
 /// The employers of employers.csv: the valid ones, and the refs of the
 /// rejected ones (so their employees are rejected with a clear reason).
@@ -678,5 +670,18 @@ mod tests {
             rules(&read(&body)),
             vec![(2, Some("state"), Rule::StateRequired)]
         );
+    }
+}
+
+#[cfg(test)]
+mod address_layout {
+    use super::super::row::ADDRESS_COLUMNS;
+    use super::*;
+
+    #[test]
+    fn address_columns_are_contiguous_in_order() {
+        assert_eq!(COLUMNS[ADDRESS_LINE1..ADDRESS_LINE1 + 7], ADDRESS_COLUMNS);
+        assert_eq!(ADDRESS.country, COUNTRY_CODE);
+        assert_eq!(ADDRESS.city, CITY);
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Problem {
 }
 
 /// The columns of an address, as ids of the file's known columns.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct AddressCols {
     pub line1: usize,
     pub line2: usize,
@@ -39,6 +40,35 @@ pub(crate) struct AddressCols {
     pub state: usize,
     pub postal_code: usize,
     pub country: usize,
+}
+
+/// The address columns in the order both files list them (checked
+/// against each file's `COLUMNS` by its tests).
+#[cfg(test)]
+pub(crate) const ADDRESS_COLUMNS: [&str; 7] = [
+    "address_line1",
+    "address_line2",
+    "address_line3",
+    "city",
+    "state",
+    "postal_code",
+    "country_code",
+];
+
+impl AddressCols {
+    /// The address whose columns are [`ADDRESS_COLUMNS`], in that order,
+    /// starting at column id `first` (true of both files' `COLUMNS`).
+    pub(crate) const fn starting_at(first: usize) -> AddressCols {
+        AddressCols {
+            line1: first,
+            line2: first + 1,
+            line3: first + 2,
+            city: first + 3,
+            state: first + 4,
+            postal_code: first + 5,
+            country: first + 6,
+        }
+    }
 }
 
 pub(crate) struct Row<'a> {

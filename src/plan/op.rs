@@ -18,6 +18,14 @@ pub enum Target {
 
 impl Target {
     pub const ALL: [Target; 3] = [Target::Kota, Target::Noyo, Target::Ic];
+    /// Position in [`Target::ALL`], for per-target arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Target::Kota => 0,
+            Target::Noyo => 1,
+            Target::Ic => 2,
+        }
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Kota => "kota",

@@ -5,8 +5,10 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod fxhash;
 pub mod gen;
 pub mod input;
+pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod remote;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -158,15 +159,19 @@ impl fmt::Display for Text {
 
 /// The payroll system's employer id: the natural key of an employer. Not
 /// personal data, so it may appear in the state database and in reports.
+///
+/// Keys and group names are shared (`Arc<str>`): a million-row plan names
+/// the same employer, employee and group in several operations, and a clone
+/// must not be a new allocation each time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EmployerRef(String);
+pub struct EmployerRef(Arc<str>);
 
 /// The payroll system's employee id: the natural key of an employee. Not
 /// personal data (it is an opaque payroll id), so it is the key of the state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct EmployeeRef(String);
+pub struct EmployeeRef(Arc<str>);
 
 macro_rules! natural_key {
     ($t:ident) => {
@@ -190,7 +195,7 @@ macro_rules! natural_key {
                         "contains a control character or '|'",
                     ));
                 }
-                Ok($t(s.to_owned()))
+                Ok($t(Arc::from(s)))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -209,7 +214,7 @@ natural_key!(EmployeeRef);
 /// A group name as the payroll system spells it; unique per employer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct GroupName(String);
+pub struct GroupName(Arc<str>);
 
 impl GroupName {
     pub fn parse(s: &str) -> Result<Self, Violation> {
@@ -226,7 +231,7 @@ impl GroupName {
                 "a group name cannot contain ';' (the separator of the groups column) or '|'",
             ));
         }
-        Ok(GroupName(t.0))
+        Ok(GroupName(Arc::from(t.0)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -695,8 +700,12 @@ pub struct Employer {
 
 impl Employer {
     pub fn group(&self, name: &GroupName) -> Option<&GroupSpec> {
+        self.group_named(name.as_str())
+    }
+    /// The group spelt exactly `name`, if the employer declares it.
+    pub fn group_named(&self, name: &str) -> Option<&GroupSpec> {
         self.groups
-            .binary_search_by(|g| g.name.cmp(name))
+            .binary_search_by(|g| g.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.groups[i])
     }

@@ -47,7 +47,7 @@ pub async fn run(
     let mut waiting: Vec<u32> = ops.iter().map(|o| o.deps.len() as u32).collect();
     let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
     for (i, op) in ops.iter().enumerate() {
-        for d in &op.deps {
+        for d in op.deps.iter() {
             dependents[*d as usize].push(i as u32);
         }
     }

@@ -10,28 +10,43 @@ use crate::report;
 pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     let inputs = &args.inputs;
     super::parse_targets(&inputs.targets)?;
+    let started = std::time::Instant::now();
     let store = open_store(&state_path(&inputs.state, inputs.sandbox))?;
     let snap = store.snapshot()?;
     store.close();
+    tracing::debug!(
+        "state loaded in {:.2?}: {} employees",
+        started.elapsed(),
+        snap.employees.len()
+    );
     let ctx = PlanContext {
         today: as_of(&inputs.as_of)?,
         offboard_missing: inputs.offboard_missing,
     };
     let plan = plan::build(&inputs.employers, &inputs.employees, &snap, ctx, false)?;
+    let started = std::time::Instant::now();
     drop(snap);
-    let mut buf: Vec<u8> = Vec::new();
-    report::render(&plan, args.format, &mut buf).map_err(|e| AppError::Output(e.to_string()))?;
-    match &args.out {
-        Some(path) => report::write_private(path, &buf).map_err(|e| {
-            AppError::Output(format!("cannot write report {}: {e}", path.display()))
-        })?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&buf)
-                .and_then(|_| out.flush())
-                .map_err(|e| AppError::Output(e.to_string()))?;
+    tracing::debug!("state released in {:.2?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let rendered = match &args.out {
+        Some(path) => {
+            report::write_private_with(path, |out| report::render(&plan, args.format, out)).map_err(
+                |e| AppError::Output(format!("cannot write report {}: {e}", path.display())),
+            )
         }
-    }
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            report::render(&plan, args.format, &mut out)
+                .and_then(|()| out.flush())
+                .map_err(|e| AppError::Output(e.to_string()))
+        }
+    };
+    rendered?;
+    tracing::debug!(
+        "report written in {:.2?} (rss {})",
+        started.elapsed(),
+        crate::memory::peak_rss()
+    );
     if let Some(path) = &args.save {
         SavedPlan::from_plan(&plan)
             .save(path)

@@ -2,8 +2,7 @@
 //! a million rows, so each valid employee goes to the caller's sink as soon
 //! as it is read; only the keys seen so far are kept (for duplicates).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -13,6 +12,7 @@ use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
 use super::row::{AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
+use crate::fxhash::FxHashMap;
 use crate::model::{
     epoch_1900, parse_date, CountryCode, E164Phone, Email, Employee, EmployeeRef, Employer,
     EmployerRef, GroupName, Rule, SexAtBirth, TaxId, Text,
@@ -102,41 +102,6 @@ pub fn read_employees(
     read_employees_as_of(path, employers, chrono::Local::now().date_naive(), sink)
 }
 
-/// rustc's Fx hash for the duplicate check. The keys are the user's own
-/// payroll ids, so SipHash's flood resistance buys nothing, and it was the
-/// largest single cost in the 1M-row profile.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The first occurrence of an employee_ref; `streamed` if it went to the sink.
 struct Seen {
     line: u64,
@@ -157,7 +122,7 @@ pub fn read_employees_as_of(
     let mut rec = ByteRecord::new();
     let mut rows = 0u64;
     let mut rejections = Vec::new();
-    let mut seen: HashMap<Box<str>, Seen, BuildHasherDefault<FxHasher>> = HashMap::default();
+    let mut seen: FxHashMap<Box<str>, Seen> = FxHashMap::default();
     // First occurrences already streamed, by line: (ref, line that repeats it).
     let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
     while let Some(loc) = src.next_record(&mut rec)? {
@@ -335,10 +300,11 @@ fn parse_row(
     if row.has_problem() {
         return None;
     }
-    employer?;
+    employer_ref?;
     Some(Employee {
         employee_ref: employee_ref?,
-        employer_ref: employer_ref?,
+        // The employers file's own ref: shared, not a copy per employee.
+        employer_ref: employer?.employer_ref.clone(),
         first_name: first_name?,
         last_name: last_name?,
         email: email?,
@@ -391,6 +357,12 @@ fn groups(row: &mut Row<'_>, employer: Option<&Employer>) -> Option<Vec<GroupNam
     let raw = row.raw(GROUPS);
     let mut out = Vec::new();
     for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        // A name the employer declares was validated with the employer: take
+        // the employer's own (shared) name instead of a new copy per row.
+        if let Some(spec) = employer.and_then(|e| e.group_named(part)) {
+            out.push(spec.name.clone());
+            continue;
+        }
         let name = match GroupName::parse(part) {
             Ok(n) => n,
             Err(v) => {

@@ -16,6 +16,7 @@ use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
 use super::row::{AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, InputError, InputWarning};
+use crate::fxhash::FxHashMap;
 use crate::model::{
     parse_date, Address, CarrierId, ConnectionSpec, Contact, Ein, Email, Employer, EmployerRef,
     GroupName, GroupSpec, Metadata, Rule, Text,
@@ -92,14 +93,15 @@ pub struct Employers {
     pub content_hash: String,
     /// Data rows read (blank lines not counted).
     pub rows: u64,
+    /// Position in `employers` by ref: every employee row looks its employer
+    /// up, and a binary search of string compares was a fifth of a 1M-row
+    /// plan.
+    index: FxHashMap<EmployerRef, u32>,
 }
 
 impl Employers {
     pub fn get(&self, r: &EmployerRef) -> Option<&Employer> {
-        self.employers
-            .binary_search_by(|e| e.employer_ref.cmp(r))
-            .ok()
-            .map(|i| &self.employers[i])
+        self.index.get(r).map(|&i| &self.employers[i as usize])
     }
 }
 
@@ -124,6 +126,29 @@ struct Parsed {
     connection: Option<ConnectionSpec>,
 }
 
+/// What a row adds to its employer once its employer-level fields were
+/// compared with the employer's first row.
+#[derive(Debug)]
+struct Extra {
+    line: u64,
+    /// Header position of the first employer-level field that differs from
+    /// the first row, if any.
+    diff: Option<usize>,
+    group: Option<GroupSpec>,
+    connection: Option<ConnectionSpec>,
+}
+
+/// An employer's rows so far: the first row's employer-level fields, and
+/// from every row only what it adds. An employer repeats its fields on
+/// each of its rows; keeping one copy, not one per row, keeps a 50,000
+/// employer file's memory to what the employers themselves need.
+#[derive(Debug)]
+struct Rows {
+    first_line: u64,
+    core: Core,
+    rows: Vec<Extra>,
+}
+
 /// Read and validate employers.csv.
 pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     let mut src = CsvSource::open(path)?;
@@ -131,7 +156,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     let file = src.path.clone();
     let mut rec = ByteRecord::new();
     let mut rows = 0u64;
-    let mut valid: BTreeMap<EmployerRef, Vec<Parsed>> = BTreeMap::new();
+    let mut valid: BTreeMap<EmployerRef, Rows> = BTreeMap::new();
     let mut rejected = BTreeSet::new();
     let mut rejections = Vec::new();
     while let Some(loc) = src.next_record(&mut rec)? {
@@ -147,10 +172,35 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
             Ok(()) => parse_row(row, loc.line),
         };
         match outcome {
-            Ok(parsed) => valid
-                .entry(parsed.employer_ref.clone())
-                .or_default()
-                .push(parsed),
+            Ok(parsed) => {
+                let Parsed {
+                    employer_ref,
+                    line,
+                    core,
+                    group,
+                    connection,
+                } = parsed;
+                let mut extra = Extra {
+                    line,
+                    diff: None,
+                    group,
+                    connection,
+                };
+                match valid.entry(employer_ref) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(Rows {
+                            first_line: line,
+                            core,
+                            rows: vec![extra],
+                        });
+                    }
+                    std::collections::btree_map::Entry::Occupied(o) => {
+                        let acc = o.into_mut();
+                        extra.diff = first_core_difference(&acc.core, &core, &header);
+                        acc.rows.push(extra);
+                    }
+                }
+            }
             Err(p) => {
                 rejections.push(rejection(&file, loc.line, p, key.as_ref()));
                 if let Some(k) = key {
@@ -182,7 +232,13 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         }
     }
     sort(&mut rejections);
+    let index = employers
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.employer_ref.clone(), i as u32))
+        .collect();
     Ok(Employers {
+        index,
         employers,
         rejected,
         rejections,
@@ -325,23 +381,14 @@ fn connection(row: &mut Row<'_>) -> Option<Option<ConnectionSpec>> {
 
 /// Merge the valid rows of one employer, or say why it is rejected: one
 /// problem per affected row, with its line.
-fn merge(
-    key: &EmployerRef,
-    rows: Vec<Parsed>,
-    header: &Header,
-) -> Result<Employer, Vec<(u64, Problem)>> {
+fn merge(key: &EmployerRef, rows: Rows, header: &Header) -> Result<Employer, Vec<(u64, Problem)>> {
     if let Some(problems) = conflicts(key, &rows, header) {
         return Err(problems);
     }
     let mut groups: BTreeMap<GroupName, (GroupSpec, u64)> = BTreeMap::new();
     let mut connections: BTreeMap<CarrierId, (ConnectionSpec, u64)> = BTreeMap::new();
     let mut problems = Vec::new();
-    let mut rows = rows.into_iter();
-    let first = match rows.next() {
-        Some(r) => r,
-        None => return Err(problems),
-    };
-    for row in std::iter::once(&first).chain(rows.as_slice()) {
+    for row in &rows.rows {
         // One problem per row: the one in the earliest column.
         let mut found: Option<Problem> = None;
         let mut keep = |p: Problem| {
@@ -395,7 +442,7 @@ fn merge(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let core = first.core;
+    let core = rows.core;
     Ok(Employer {
         employer_ref: key.clone(),
         legal_name: core.legal_name,
@@ -406,7 +453,7 @@ fn merge(
         metadata: core.metadata,
         groups: groups.into_values().map(|(g, _)| g).collect(),
         connections: connections.into_values().map(|(c, _)| c).collect(),
-        line: first.line,
+        line: rows.first_line,
     })
 }
 
@@ -431,22 +478,17 @@ fn first_connection_difference(a: &ConnectionSpec, b: &ConnectionSpec, header: &
 /// rows that differ from the first row name it, the others name the first
 /// row that differs (the whole employer is in doubt, so no row is kept
 /// silently).
-fn conflicts(key: &EmployerRef, rows: &[Parsed], header: &Header) -> Option<Vec<(u64, Problem)>> {
-    let first = rows.first()?;
-    let diffs: Vec<Option<usize>> = rows
-        .iter()
-        .map(|r| first_core_difference(&first.core, &r.core, header))
-        .collect();
+fn conflicts(key: &EmployerRef, rows: &Rows, header: &Header) -> Option<Vec<(u64, Problem)>> {
     let (witness, witness_col) = rows
+        .rows
         .iter()
-        .zip(&diffs)
-        .find_map(|(r, d)| d.map(|pos| (r.line, pos)))?;
+        .find_map(|r| r.diff.map(|pos| (r.line, pos)))?;
     let problems = rows
+        .rows
         .iter()
-        .zip(&diffs)
-        .map(|(r, d)| {
-            let (pos, other) = match d {
-                Some(pos) => (*pos, first.line),
+        .map(|r| {
+            let (pos, other) = match r.diff {
+                Some(pos) => (pos, rows.first_line),
                 None => (witness_col, witness),
             };
             let column = header.name_at(pos).to_owned();

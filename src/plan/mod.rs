@@ -7,7 +7,7 @@ pub mod planner;
 pub mod saved;
 
 pub use build::{build, FileInfo, Plan};
-pub use op::{OpKind, Operation, Subject, Target};
+pub use op::{Deps, OpKind, Operation, Subject, Target};
 pub use planner::{Finding, FindingKind, PlanBody, PlanContext, Planner};
 pub use saved::{SavedPlan, Stale};
 

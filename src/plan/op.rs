@@ -192,14 +192,73 @@ pub struct Operation {
     pub subject: Subject,
     /// Fingerprint sections the state records once this succeeds.
     pub fp: Sections,
-    /// For updates: the sections that changed and are sent.
-    pub changes: Vec<&'static str>,
+    /// For updates: the sections that changed and are sent. (A boxed slice:
+    /// empty for the millions of creates, and no spare capacity.)
+    pub changes: Box<[&'static str]>,
     /// Indices (into the plan's operations) of the operations this one needs
     /// done first: the employer before its groups and employees, the group
     /// and the employee before the membership.
-    pub deps: Vec<u32>,
+    pub deps: Deps,
     /// Why, in a few words, when the kind alone does not say it.
-    pub note: Option<String>,
+    pub note: Option<Box<str>>,
+}
+
+/// An operation's dependencies, held inline: a plan can hold millions of
+/// operations, and a heap allocation each for one or two indices was a
+/// fifth of a million-row plan's memory. No operation needs more than two
+/// (a membership waits for its employee and its group; everything else for
+/// one parent), and [`Deps::push`] enforces that.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deps {
+    ids: [u32; 2],
+    len: u8,
+}
+
+impl Deps {
+    pub const NONE: Deps = Deps {
+        ids: [0; 2],
+        len: 0,
+    };
+
+    /// Depend on `op` as well. Panics past two: the planner never asks for
+    /// more, and a silently dropped dependency could let a membership run
+    /// before its employee exists.
+    pub fn push(&mut self, op: u32) {
+        assert!(
+            (self.len as usize) < self.ids.len(),
+            "an operation has at most two dependencies"
+        );
+        self.ids[self.len as usize] = op;
+        self.len += 1;
+    }
+
+    /// The dependencies in `ops`, in order.
+    pub fn of(ops: impl IntoIterator<Item = u32>) -> Deps {
+        let mut d = Deps::NONE;
+        for op in ops {
+            d.push(op);
+        }
+        d
+    }
+}
+
+impl std::ops::Deref for Deps {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        &self.ids[..self.len as usize]
+    }
+}
+
+impl fmt::Debug for Deps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<const N: usize> PartialEq<[u32; N]> for Deps {
+    fn eq(&self, other: &[u32; N]) -> bool {
+        **self == other[..]
+    }
 }
 
 impl Operation {

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::fingerprint::{
     self, EMPLOYEE_FIXED, EMPLOYEE_SECTIONS, EMPLOYER_COUNTRY, EMPLOYER_SECTIONS,
 };
-use super::op::{OpKind, Operation, Subject};
+use super::op::{Deps, OpKind, Operation, Subject};
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
 use crate::state::{MembershipState, Sections, Snapshot};
 
@@ -94,18 +95,22 @@ pub struct PlanBody {
 pub struct Planner<'a> {
     ctx: PlanContext,
     snap: &'a Snapshot,
-    employers: &'a [Employer],
     keep_payloads: bool,
     body: PlanBody,
     /// Index of the create operation of each new employer.
-    employer_create: HashMap<&'a EmployerRef, u32>,
+    employer_create: FxHashMap<&'a EmployerRef, u32>,
     /// Index of the create operation of each new Kota group.
-    group_create: HashMap<(&'a EmployerRef, &'a GroupName), u32>,
+    group_create: FxHashMap<(&'a EmployerRef, &'a GroupName), u32>,
     /// Index of each employee's create operation, and the range of indices
     /// of all its operations (to drop them if the ref turns out duplicated).
-    employee_ops: HashMap<EmployeeRef, (Option<u32>, u32, u32)>,
+    employee_ops: FxHashMap<EmployeeRef, (Option<u32>, u32, u32)>,
+    /// The Kota groups the state holds, by employer: indexed once so that
+    /// finding removed groups is not a scan of every group per employer.
+    state_groups: FxHashMap<&'a EmployerRef, Vec<&'a GroupName>>,
+    /// The export's employers by ref, for each employee's lookup.
+    employer_index: FxHashMap<&'a EmployerRef, &'a Employer>,
     /// Every employee ref the export mentions, valid or rejected.
-    seen: HashSet<EmployeeRef>,
+    seen: FxHashSet<EmployeeRef>,
     valid_employees: u64,
 }
 
@@ -127,15 +132,19 @@ impl<'a> Planner<'a> {
         let mut p = Planner {
             ctx,
             snap,
-            employers,
             keep_payloads,
             body: PlanBody::default(),
-            employer_create: HashMap::new(),
-            group_create: HashMap::new(),
-            employee_ops: HashMap::new(),
-            seen: HashSet::new(),
+            employer_create: FxHashMap::default(),
+            group_create: FxHashMap::default(),
+            employee_ops: FxHashMap::default(),
+            state_groups: FxHashMap::default(),
+            employer_index: employers.iter().map(|e| (&e.employer_ref, e)).collect(),
+            seen: FxHashSet::default(),
             valid_employees: 0,
         };
+        for (er, n) in snap.kota_groups.keys() {
+            p.state_groups.entry(er).or_default().push(n);
+        }
         for e in employers {
             p.plan_employer(e);
         }
@@ -176,8 +185,8 @@ impl<'a> Planner<'a> {
                     kind: OpKind::EmployerCreate,
                     subject: Subject::Employer(er.clone()),
                     fp,
-                    changes: vec![],
-                    deps: vec![],
+                    changes: Box::default(),
+                    deps: Deps::NONE,
                     note: None,
                 });
                 self.employer_create.insert(er, i);
@@ -204,14 +213,14 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployerUpdate,
                         subject: Subject::Employer(er.clone()),
                         fp: record,
-                        changes,
-                        deps: vec![],
+                        changes: changes.into(),
+                        deps: Deps::NONE,
                         note: None,
                     });
                 }
             }
         }
-        let employer_dep: Vec<u32> = self.employer_create.get(er).copied().into_iter().collect();
+        let employer_dep = Deps::of(self.employer_create.get(er).copied());
         for g in &e.groups {
             let key = (er.clone(), g.name.clone());
             if !self.snap.kota_groups.contains_key(&key) {
@@ -219,8 +228,8 @@ impl<'a> Planner<'a> {
                     kind: OpKind::GroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
                     fp: Sections::default(),
-                    changes: vec![],
-                    deps: employer_dep.clone(),
+                    changes: Box::default(),
+                    deps: employer_dep,
                     note: None,
                 });
                 self.group_create.insert((er, &g.name), i);
@@ -230,18 +239,19 @@ impl<'a> Planner<'a> {
                     kind: OpKind::IcGroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
                     fp: Sections::default(),
-                    changes: vec![],
-                    deps: vec![],
+                    changes: Box::default(),
+                    deps: Deps::NONE,
                     note: None,
                 });
             }
         }
         let mut removed: Vec<&GroupName> = self
-            .snap
-            .kota_groups
-            .keys()
-            .filter(|(r, n)| r == er && e.group(n).is_none())
-            .map(|(_, n)| n)
+            .state_groups
+            .get(er)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|n| e.group(n).is_none())
             .collect();
         removed.sort();
         for n in removed {
@@ -269,7 +279,7 @@ impl<'a> Planner<'a> {
             let fp = fingerprint::connection(seed, e, c);
             match self.snap.connections.get(&(er.clone(), c.carrier_id)) {
                 None => {
-                    let deps = group_creator.into_iter().collect();
+                    let deps = Deps::of(group_creator);
                     let note = if group_known || group_creator.is_some() {
                         "adds a carrier to the employer's Noyo group"
                     } else {
@@ -279,7 +289,7 @@ impl<'a> Planner<'a> {
                         kind: OpKind::ConnectionCreate,
                         subject: Subject::Connection(er.clone(), c.carrier_id),
                         fp,
-                        changes: vec![],
+                        changes: Box::default(),
                         deps,
                         note: Some(note.into()),
                     });
@@ -294,8 +304,8 @@ impl<'a> Planner<'a> {
                             kind: OpKind::ConnectionRetry,
                             subject: Subject::Connection(er.clone(), c.carrier_id),
                             fp,
-                            changes: vec![],
-                            deps: vec![],
+                            changes: Box::default(),
+                            deps: Deps::NONE,
                             note: Some("Noyo reported unable_to_connect".into()),
                         });
                     } else if old.fp != fp {
@@ -314,11 +324,7 @@ impl<'a> Planner<'a> {
     }
 
     fn employer(&self, r: &EmployerRef) -> Option<&'a Employer> {
-        let employers = self.employers;
-        employers
-            .binary_search_by(|e| e.employer_ref.cmp(r))
-            .ok()
-            .map(|i| &employers[i])
+        self.employer_index.get(r).copied()
     }
 
     /// Note an employee ref that the export has on a rejected row: it is
@@ -357,12 +363,12 @@ impl<'a> Planner<'a> {
                     });
                     return;
                 }
-                let deps = self.employer_create.get(er).copied().into_iter().collect();
+                let deps = Deps::of(self.employer_create.get(er).copied());
                 create = Some(self.push(Operation {
                     kind: OpKind::EmployeeCreate,
                     subject: subject.clone(),
                     fp,
-                    changes: vec![],
+                    changes: Box::default(),
                     deps,
                     note: None,
                 }));
@@ -408,8 +414,8 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployeeUpdate,
                         subject: subject.clone(),
                         fp: record,
-                        changes,
-                        deps: vec![],
+                        changes: changes.into(),
+                        deps: Deps::NONE,
                         note: None,
                     });
                 }
@@ -454,13 +460,13 @@ impl<'a> Planner<'a> {
                     }
                     _ => {}
                 }
-                let mut deps: Vec<u32> = create.into_iter().collect();
+                let mut deps = Deps::of(create);
                 if let Some(&gi) = self.group_create.get(&(er, g)) {
                     deps.push(gi);
                 }
                 let note = match state {
                     Some(MembershipState::Ineligible { codes, .. }) => {
-                        Some(format!("re-check: last found ineligible ({codes})"))
+                        Some(format!("re-check: last found ineligible ({codes})").into())
                     }
                     _ => None,
                 };
@@ -468,7 +474,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::MembershipAdd,
                     subject: Subject::Membership(er.clone(), e.employee_ref.clone(), g.clone()),
                     fp: Sections::default(),
-                    changes: vec![],
+                    changes: Box::default(),
                     deps,
                     note,
                 });
@@ -480,9 +486,9 @@ impl<'a> Planner<'a> {
                 kind: OpKind::EmployeeOffboard,
                 subject,
                 fp: Sections::default(),
-                changes: vec![],
-                deps: create.into_iter().collect(),
-                note: Some(format!("end_on {end}")),
+                changes: Box::default(),
+                deps: Deps::of(create),
+                note: Some(format!("end_on {end}").into()),
             });
         }
         let last = self.body.operations.len() as u32;
@@ -535,12 +541,12 @@ impl<'a> Planner<'a> {
             .enumerate()
             .filter(|(i, _)| !drop[*i])
             .map(|(_, mut op)| {
-                op.deps = op
-                    .deps
-                    .iter()
-                    .map(|d| new_index[*d as usize])
-                    .filter(|d| *d != u32::MAX)
-                    .collect();
+                op.deps = Deps::of(
+                    op.deps
+                        .iter()
+                        .map(|d| new_index[*d as usize])
+                        .filter(|d| *d != u32::MAX),
+                );
                 op
             })
             .collect();
@@ -589,9 +595,9 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployeeOffboard,
                         subject: Subject::Employee(er.clone(), ee.clone()),
                         fp: Sections::default(),
-                        changes: vec![],
-                        deps: vec![],
-                        note: Some(format!("missing from export; offboarded on {}", self.ctx.today)),
+                        changes: Box::default(),
+                        deps: Deps::NONE,
+                        note: Some(format!("missing from export; offboarded on {}", self.ctx.today).into()),
                     });
                 }
                 (true, Some(why)) => self.body.findings.push(Finding {

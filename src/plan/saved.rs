@@ -72,7 +72,7 @@ impl SavedPlan {
                 .map(|o| SavedOp {
                     key: o.key(),
                     fingerprint: o.fp.combined(),
-                    depends_on: o.deps.clone(),
+                    depends_on: o.deps.to_vec(),
                 })
                 .collect(),
         }

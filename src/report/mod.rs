@@ -67,9 +67,23 @@ pub fn missing_count(plan: &Plan) -> usize {
 /// Write a file readable by its owner only (reports and saved plans name
 /// payroll refs; keep them as private as the state).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_private_with(path, |out| out.write_all(bytes))
+}
+
+/// Stream a file readable by its owner only: `fill` writes through a
+/// buffer into a temporary file beside `path`, which replaces `path` only
+/// once complete. A million-row report is never held in memory whole, and a
+/// failed render never leaves half a report where the last good one was.
+pub fn write_private_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -77,7 +91,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.flush()
+    let written = opts.open(&tmp).and_then(|f| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut out)?;
+        out.flush()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }

@@ -46,19 +46,14 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out)?;
         writeln!(out, "Operations")?;
         for op in &plan.operations {
-            let what = match &op.subject {
-                Subject::Employer(e) => format!("employer {e}"),
-                Subject::Group(e, g) => format!("group '{g}' of {e}"),
-                Subject::Connection(e, c) => format!("carrier {c} for {e}"),
-                Subject::Employee(e, ee) => format!("employee {ee} of {e}"),
-                Subject::Membership(_, ee, g) => format!("employee {ee} to group '{g}'"),
-            };
-            write!(
-                out,
-                "  {:<5} {:<18} {what}",
-                op.target().as_str(),
-                op.kind.code()
-            )?;
+            write!(out, "  {:<5} {:<18} ", op.target().as_str(), op.kind.code())?;
+            match &op.subject {
+                Subject::Employer(e) => write!(out, "employer {e}"),
+                Subject::Group(e, g) => write!(out, "group '{g}' of {e}"),
+                Subject::Connection(e, c) => write!(out, "carrier {c} for {e}"),
+                Subject::Employee(e, ee) => write!(out, "employee {ee} of {e}"),
+                Subject::Membership(_, ee, g) => write!(out, "employee {ee} to group '{g}'"),
+            }?;
             if !op.changes.is_empty() {
                 write!(out, " (changes: {})", op.changes.join(", "))?;
             }

@@ -1,7 +1,7 @@
 //! What the planner knows of the remote world: an in-memory copy of the
 //! state tables, read once at the start of a command.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
 
@@ -96,11 +96,11 @@ pub struct Snapshot {
     /// Seed of the fingerprint hash, random per state database, so that a
     /// fingerprint cannot be matched against a table of known values.
     pub fp_seed: u64,
-    pub employers: HashMap<EmployerRef, EmployerSnap>,
+    pub employers: FxHashMap<EmployerRef, EmployerSnap>,
     /// Kota group ids by employer and name.
-    pub kota_groups: HashMap<(EmployerRef, GroupName), String>,
+    pub kota_groups: FxHashMap<(EmployerRef, GroupName), String>,
     /// Invisible Collector group ids by employer and name.
-    pub ic_groups: HashMap<(EmployerRef, GroupName), String>,
-    pub connections: HashMap<(EmployerRef, CarrierId), ConnectionSnap>,
-    pub employees: HashMap<EmployeeRef, EmployeeSnap>,
+    pub ic_groups: FxHashMap<(EmployerRef, GroupName), String>,
+    pub connections: FxHashMap<(EmployerRef, CarrierId), ConnectionSnap>,
+    pub employees: FxHashMap<EmployeeRef, EmployeeSnap>,
 }

@@ -206,6 +206,14 @@ macro_rules! natural_key {
                 f.write_str(&self.0)
             }
         }
+        /// Maps keyed by refs can be searched with a `&str` read straight
+        /// from a CSV field or a SQLite row, without building a key first.
+        /// (`Hash` and `Ord` are those of the string, so this is sound.)
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 natural_key!(EmployerRef);

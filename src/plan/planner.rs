@@ -101,16 +101,15 @@ pub struct Planner<'a> {
     employer_create: FxHashMap<&'a EmployerRef, u32>,
     /// Index of the create operation of each new Kota group.
     group_create: FxHashMap<(&'a EmployerRef, &'a GroupName), u32>,
-    /// Index of each employee's create operation, and the range of indices
-    /// of all its operations (to drop them if the ref turns out duplicated).
-    employee_ops: FxHashMap<EmployeeRef, (Option<u32>, u32, u32)>,
     /// The Kota groups the state holds, by employer: indexed once so that
     /// finding removed groups is not a scan of every group per employer.
     state_groups: FxHashMap<&'a EmployerRef, Vec<&'a GroupName>>,
     /// The export's employers by ref, for each employee's lookup.
     employer_index: FxHashMap<&'a EmployerRef, &'a Employer>,
-    /// Every employee ref the export mentions, valid or rejected.
-    seen: FxHashSet<EmployeeRef>,
+    /// The synced employees the export mentions, valid or rejected: the
+    /// rest are missing. Only refs the state knows are kept (borrowed from
+    /// the snapshot), so a first million-row sync keeps none.
+    seen: FxHashSet<&'a EmployeeRef>,
     valid_employees: u64,
 }
 
@@ -136,7 +135,6 @@ impl<'a> Planner<'a> {
             body: PlanBody::default(),
             employer_create: FxHashMap::default(),
             group_create: FxHashMap::default(),
-            employee_ops: FxHashMap::default(),
             state_groups: FxHashMap::default(),
             employer_index: employers.iter().map(|e| (&e.employer_ref, e)).collect(),
             seen: FxHashSet::default(),
@@ -330,15 +328,18 @@ impl<'a> Planner<'a> {
     /// Note an employee ref that the export has on a rejected row: it is
     /// not "missing", and nothing is planned for it.
     pub fn rejected_employee(&mut self, key: &str) {
-        if let Ok(r) = EmployeeRef::parse(key) {
-            self.seen.insert(r);
+        self.note_seen(key);
+    }
+
+    fn note_seen(&mut self, key: &str) {
+        if let Some((k, _)) = self.snap.employees.get_key_value(key) {
+            self.seen.insert(k);
         }
     }
 
     /// Plan one valid employee (its employer is valid: input checked it).
     pub fn employee(&mut self, e: Employee) {
         self.valid_employees += 1;
-        self.seen.insert(e.employee_ref.clone());
         let Some(employer) = self.employer(&e.employer_ref) else {
             return;
         };
@@ -347,7 +348,13 @@ impl<'a> Planner<'a> {
         let fp = fingerprint::employee(seed, &e);
         // One lookup per employee; `snap` outlives `self`'s borrows.
         let snap = self.snap;
-        let synced = snap.employees.get(&e.employee_ref);
+        let synced = match snap.employees.get_key_value(&e.employee_ref) {
+            Some((k, s)) => {
+                self.seen.insert(k);
+                Some(s)
+            }
+            None => None,
+        };
         let changed = synced.is_some_and(|o| o.fp != fp);
         let er = &e.employer_ref;
         let subject = Subject::Employee(er.clone(), e.employee_ref.clone());
@@ -491,13 +498,8 @@ impl<'a> Planner<'a> {
                 note: Some(format!("end_on {end}").into()),
             });
         }
-        let last = self.body.operations.len() as u32;
-        if last > first {
-            self.employee_ops
-                .insert(e.employee_ref.clone(), (create, first, last));
-            if self.keep_payloads {
-                self.body.employees.insert(e.employee_ref.clone(), e);
-            }
+        if self.keep_payloads && self.body.operations.len() as u32 > first {
+            self.body.employees.insert(e.employee_ref.clone(), e);
         }
     }
 
@@ -505,26 +507,34 @@ impl<'a> Planner<'a> {
     /// employees missing from the export.
     pub fn finish(mut self, duplicates: &BTreeSet<EmployeeRef>) -> PlanBody {
         for d in duplicates {
-            self.seen.insert(d.clone());
+            self.note_seen(d.as_str());
         }
         self.drop_duplicates(duplicates);
         self.plan_missing();
         self.body
     }
 
+    /// A duplicated ref's first row was planned before its repeat was read:
+    /// drop every operation about it (only its own row plans operations
+    /// about an employee, and no other employee's operation depends on them).
     fn drop_duplicates(&mut self, duplicates: &BTreeSet<EmployeeRef>) {
-        let mut drop = vec![false; self.body.operations.len()];
-        let mut any = false;
+        if duplicates.is_empty() {
+            return;
+        }
         for d in duplicates {
-            if let Some((_, first, last)) = self.employee_ops.remove(d) {
-                for i in first..last {
-                    drop[i as usize] = true;
-                    any = true;
-                }
-            }
             self.body.employees.remove(d);
         }
-        if !any {
+        let drop: Vec<bool> = self
+            .body
+            .operations
+            .iter()
+            .map(|op| {
+                op.subject
+                    .employee()
+                    .is_some_and(|e| duplicates.contains(e))
+            })
+            .collect();
+        if !drop.contains(&true) {
             return;
         }
         let mut new_index = vec![u32::MAX; drop.len()];

@@ -1,7 +1,7 @@
 //! Queries over the state database. Only the store thread calls these (and
 //! the tests); everything else goes through [`super::Store`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -11,6 +11,7 @@ use super::snapshot::{
     ConnectionSnap, EmployeeSnap, EmployerSnap, MembershipState, Sections, Snapshot,
 };
 use super::{schema, StateError};
+use crate::fxhash::FxHashMap;
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
 
 /// Open (creating if absent, owner-only) and migrate the state database.
@@ -50,12 +51,14 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
         return Err(StateError::TooNew(display, found, schema::CURRENT_VERSION));
     }
     if found > 0 {
+        let started = std::time::Instant::now();
         let ok: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(|e| classify_open_error(&display, e))?;
         if ok != "ok" {
             return Err(StateError::Corrupt(display, ok));
         }
+        tracing::debug!("state quick_check in {:.2?}", started.elapsed());
     }
     schema::migrate(&mut conn).map_err(|e| classify_open_error(&display, e))?;
     init_meta(&conn).map_err(|e| StateError::Sql(display.clone(), e))?;
@@ -207,27 +210,52 @@ pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
             snap.connections.insert((e, c), v);
         }
     }
-    let mut memberships: HashMap<String, Vec<(GroupName, MembershipState)>> = HashMap::new();
+    // Employees first, then their memberships attached by lookup: no
+    // intermediate map of a million owned keys. Employer refs and group names
+    // are shared with the rest of the snapshot rather than copied per row.
     let mut st =
-        conn.prepare("SELECT employee_ref, group_name, status, reasons FROM memberships")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (e, g, status, reasons) = row?;
-        let Ok(g) = GroupName::parse(&g) else {
+        conn.prepare("SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees")?;
+    let mut rows = st.query([])?;
+    snap.employees.reserve(count_rows(conn, "employees")?);
+    while let Some(r) = rows.next()? {
+        let (Ok(key), Some(er)) = (
+            EmployeeRef::parse(r.get_ref(0)?.as_str()?),
+            shared_employer(&snap.employers, r.get_ref(1)?.as_str()?),
+        ) else {
             continue;
         };
-        let state = if status == "added" {
+        snap.employees.insert(
+            key,
+            EmployeeSnap {
+                employer_ref: er,
+                kota_id: r.get(2)?,
+                fp: Sections::from_blob(r.get_ref(3)?.as_blob()?),
+                offboarded: r.get(4)?,
+                memberships: Vec::new(),
+            },
+        );
+    }
+    let mut names: FxHashMap<Box<str>, GroupName> = FxHashMap::default();
+    let mut st =
+        conn.prepare("SELECT employee_ref, group_name, status, reasons FROM memberships")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let Some(e) = snap.employees.get_mut(r.get_ref(0)?.as_str()?) else {
+            continue;
+        };
+        let g = r.get_ref(1)?.as_str()?;
+        let g = match names.get(g) {
+            Some(n) => n.clone(),
+            None => match GroupName::parse(g) {
+                Ok(n) => names.entry(g.into()).or_insert(n).clone(),
+                Err(_) => continue,
+            },
+        };
+        let state = if r.get_ref(2)?.as_str()? == "added" {
             MembershipState::Added
         } else {
             // Stored as "code1,code2|YYYY-MM-DD".
-            let reasons = reasons.unwrap_or_default();
+            let reasons: String = r.get::<_, Option<String>>(3)?.unwrap_or_default();
             let (codes, checked) = match reasons.split_once('|') {
                 Some((c, d)) => (
                     c.to_owned(),
@@ -237,38 +265,29 @@ pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
             };
             MembershipState::Ineligible { codes, checked }
         };
-        memberships.entry(e).or_default().push((g, state));
+        e.memberships.push((g, state));
     }
-    let mut st =
-        conn.prepare("SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Vec<u8>>(3)?,
-            r.get::<_, bool>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (e, er, id, fp, off) = row?;
-        let (Ok(key), Ok(er)) = (EmployeeRef::parse(&e), EmployerRef::parse(&er)) else {
-            continue;
-        };
-        let mut ms = memberships.remove(&e).unwrap_or_default();
-        ms.sort_by(|a, b| a.0.cmp(&b.0));
-        snap.employees.insert(
-            key,
-            EmployeeSnap {
-                employer_ref: er,
-                kota_id: id,
-                fp: Sections::from_blob(&fp),
-                offboarded: off,
-                memberships: ms,
-            },
-        );
+    for e in snap.employees.values_mut() {
+        e.memberships.sort_by(|a, b| a.0.cmp(&b.0));
     }
     Ok(snap)
+}
+
+/// Rows in `table`, to size a map before filling it.
+fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| usize::try_from(n).unwrap_or(0))
+}
+
+/// The snapshot's own copy of an employer ref (shared, not a new string per
+/// employee), or a fresh one for an employer the state no longer lists.
+fn shared_employer<V>(employers: &FxHashMap<EmployerRef, V>, raw: &str) -> Option<EmployerRef> {
+    match employers.get_key_value(raw) {
+        Some((k, _)) => Some(k.clone()),
+        None => EmployerRef::parse(raw).ok(),
+    }
 }
 
 /// Ops whose last attempt may have reached the server unseen.

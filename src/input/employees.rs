@@ -275,7 +275,7 @@ fn parse_row(
             row.fail(
                 DATE_OF_BIRTH,
                 Rule::DateOfBirthRange,
-                format!("{dob} must be in the past and after 1900-01-01"),
+                "must be in the past and after 1900-01-01".to_owned(),
             );
         }
     }

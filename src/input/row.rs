@@ -14,6 +14,24 @@ use crate::model::{
     truncate, Address, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
 };
 
+
+/// Columns whose values are not personal data, so a rejection may quote a
+/// bad value back to help fix it. Every other column (names, emails,
+/// phones, dates of birth, sex, tax ids, addresses, metadata) is described
+/// without its value.
+const QUOTABLE: &[&str] = &[
+    "employer_ref",
+    "employee_ref",
+    "country_code",
+    "nationality",
+    "start_on",
+    "end_on",
+    "earliest_benefits_start_date",
+    "group_name",
+    "groups",
+    "carrier_id",
+];
+
 /// A quoted field may legitimately span a couple of lines (an address typed
 /// with line breaks); a record spanning more, or with the wrong field count,
 /// is a quote that was never closed.
@@ -245,10 +263,14 @@ impl<'a> Row<'a> {
     }
 
     /// The message for a violation: the model's sentence, with the value
-    /// quoted in front when that helps and is safe.
+    /// quoted in front when that helps and is safe: only in columns that
+    /// hold no personal data (rejections reach stderr and reports, which get
+    /// shared), so a bad email, phone or date of birth is named by file,
+    /// line and column alone.
     pub(crate) fn describe(&self, id: usize, value: &str, v: &Violation) -> String {
         let quiet = matches!(v.rule, Rule::Required | Rule::TooLong | Rule::Malformed)
             || self.secret == Some(id)
+            || !QUOTABLE.contains(&self.header.name(id))
             || v.message.starts_with('\'');
         if quiet {
             v.message.clone()
@@ -422,7 +444,7 @@ mod tests {
 
     #[test]
     fn secret_values_are_never_quoted() {
-        let h = header(&["a", "tax"]);
+        let h = header(&["employee_ref", "tax"]);
         let rec = ByteRecord::from(vec!["x", "AB123"]);
         let row = Row::new(&rec, &h, Some(2));
         let v = Violation::new(Rule::Malformed, "is odd");
@@ -430,6 +452,19 @@ mod tests {
         let v = Violation::new(Rule::Email, "is odd");
         assert!(!row.describe(2, "AB123", &v).contains("AB123"));
         assert!(row.describe(0, "x", &v).contains("'x'"));
+    }
+
+    #[test]
+    fn personal_values_are_never_quoted() {
+        let h = header(&["email", "date_of_birth", "country_code"]);
+        let rec = ByteRecord::from(vec!["jane@", "1985-13-01", "xx"]);
+        let row = Row::new(&rec, &h, None);
+        let v = Violation::new(Rule::Email, "is not an email address");
+        assert!(!row.describe(0, "jane@", &v).contains("jane"));
+        let v = Violation::new(Rule::Date, "is not a calendar date");
+        assert!(!row.describe(1, "1985-13-01", &v).contains("1985"));
+        let v = Violation::new(Rule::Country, "is not a country code");
+        assert!(row.describe(2, "xx", &v).contains("'xx'"));
     }
 
     #[test]

@@ -35,9 +35,19 @@ pub enum StateError {
     Open(String, #[source] rusqlite::Error),
     #[error("state database {0} is not usable: {1}. It was left untouched; restore it from a backup or point --state at another file")]
     Corrupt(String, String),
-    #[error("state database {0} is read-only or its directory is not writable ({1}); benefits-sync needs to write its journal there")]
-    ReadOnly(String, String),
-    #[error("state database {0} has schema version {1}, newer than this build's {2}; upgrade benefits-sync")]
+    /// SQLite writes the journal beside the database (`FILE-wal`,
+    /// `FILE-shm`), so a writable file in a read-only directory is no better
+    /// than a read-only file: the message names the directory.
+    #[error("cannot write state database {path}: it or its directory {dir} is read-only for this user ({why}). benefits-sync records every operation there, including its write-ahead journal {path}-wal; make {dir} and the file writable for the user running it, or point --state at a writable directory")]
+    ReadOnly {
+        /// The database file.
+        path: String,
+        /// The directory that must be writable.
+        dir: String,
+        /// What the OS or SQLite said.
+        why: String,
+    },
+    #[error("state database {0} has schema version {1}, newer than this build's {2}: it was written by a newer benefits-sync and was left untouched; upgrade benefits-sync (or point --state at another file)")]
     TooNew(String, u32, u32),
     #[error("state database {0}: {1}")]
     Sql(String, #[source] rusqlite::Error),

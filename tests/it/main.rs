@@ -12,4 +12,5 @@ mod sandbox_kota;
 mod sandbox_noyo;
 mod sandbox_persist;
 mod sandbox_stats;
+mod state_files;
 mod support;

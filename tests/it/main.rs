@@ -5,6 +5,7 @@ mod apply_e2e;
 mod common;
 mod crash;
 mod input_corpus;
+mod noyo_tokens;
 mod reports;
 mod sandbox_faults;
 mod sandbox_ic;

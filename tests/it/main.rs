@@ -13,5 +13,6 @@ mod sandbox_kota;
 mod sandbox_noyo;
 mod sandbox_persist;
 mod sandbox_stats;
+mod secrets;
 mod state_files;
 mod support;

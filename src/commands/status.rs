@@ -124,13 +124,16 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
 
 /// One line of a run's request figures: the total, then each target, then
 /// what went wrong on the way (only what happened), e.g.
-/// `requests 33 (kota 23, noyo 7, ic 3), 19 writes, 4 retries, 2 429s`.
-/// `None` for a run that recorded none (it died, or was refused).
+/// `requests 33 (ic 3, kota 23, noyo 7), 19 writes, 4 retries, 2 429s`.
+/// `None` for a run that recorded no figures (it died, or was refused).
 fn requests_line(by_target: &BTreeMap<String, CounterValues>) -> Option<String> {
     if by_target.is_empty() {
         return None;
     }
     let sum = |f: fn(&CounterValues) -> u64| by_target.values().map(f).sum::<u64>();
+    if sum(|c| c.requests) == 0 {
+        return Some("no requests".to_owned());
+    }
     let parts: Vec<String> = by_target
         .iter()
         .map(|(t, c)| format!("{t} {}", c.requests))
@@ -162,6 +165,8 @@ mod tests {
     fn requests_line_names_each_target_and_only_the_trouble_seen() {
         assert_eq!(requests_line(&BTreeMap::new()), None);
         let mut m = BTreeMap::new();
+        m.insert("kota".to_owned(), CounterValues::default());
+        assert_eq!(requests_line(&m).as_deref(), Some("no requests"));
         m.insert(
             "kota".to_owned(),
             CounterValues {

@@ -121,10 +121,10 @@ pub const MIGRATIONS: &[&str] = &[
          json_each(CASE WHEN json_valid(runs.summary) THEN runs.summary ELSE '{}' END,
                    '$.requests') AS t
     WHERE t.key IS NOT NULL AND json_type(t.value) = 'object';
-    -- The figures now live in run_requests only.
+    -- The figures copied now live in run_requests only.
     UPDATE runs SET summary = json_remove(summary, '$.requests')
     WHERE CASE WHEN json_valid(summary)
-               THEN json_type(summary, '$.requests') IS NOT NULL
+               THEN json_type(summary, '$.requests') = 'object'
                ELSE 0 END;
     ",
 ];

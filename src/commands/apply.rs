@@ -11,8 +11,8 @@ use super::{
 };
 use crate::apply::{self, ApplyInput, ApplyOptions, RawTargets, Stop, Targets};
 use crate::cli::ApplyArgs;
-use crate::plan::{self, saved::file_hash, PlanContext, SavedPlan};
-use crate::remote::RetryPolicy;
+use crate::plan::{self, saved::file_hash, PlanContext, SavedPlan, Target};
+use crate::remote::{CounterValues, RetryPolicy};
 use crate::report::run::RunReport;
 use crate::state::{db, Store};
 
@@ -127,36 +127,46 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
         }
     };
     let result = locked(&store, run_id, &args, &targets, rate, burst, quiet).await;
-    let (outcome, summary) = match &result {
-        Ok((code, summary)) => (
-            match *code {
+    let (outcome, summary, requests) = match &result {
+        Ok(end) => (
+            match end.code {
                 EXIT_OK => "completed",
                 EXIT_FAILED => "completed_with_failures",
                 EXIT_INTERRUPTED => "interrupted",
                 EXIT_INVALID_STRICT => "refused_invalid_input",
                 _ => "stopped",
             },
-            summary.clone(),
+            end.summary.clone(),
+            end.requests.clone(),
         ),
         Err(e) => (
             "error",
             serde_json::json!({"error": e.to_string()}).to_string(),
+            Vec::new(),
         ),
     };
     let now = chrono::Utc::now().to_rfc3339();
     let release = store
-        .call_async(move |c| db::release_lock(c, run_id, outcome, &summary, &now))
+        .call_async(move |c| db::release_lock(c, run_id, outcome, &summary, &requests, &now))
         .await;
     store.close();
     if let Some(sb) = sandbox {
         sb.shutdown().await;
     }
     release?;
-    result.map(|(code, _)| code)
+    result.map(|end| end.code)
 }
 
-/// Everything done under the run lock. Returns the exit code and the run
-/// summary recorded in the `runs` table.
+/// How a locked run ended, as recorded in the `runs` table.
+struct RunEnd {
+    code: u8,
+    /// JSON: the totals (or why nothing was applied).
+    summary: String,
+    /// Request figures of the targets that were configured.
+    requests: Vec<(&'static str, CounterValues)>,
+}
+
+/// Everything done under the run lock.
 async fn locked(
     store: &Store,
     run_id: i64,
@@ -165,7 +175,7 @@ async fn locked(
     rate: NonZeroU32,
     burst: NonZeroU32,
     quiet: bool,
-) -> Result<(u8, String), AppError> {
+) -> Result<RunEnd, AppError> {
     let inputs = &args.inputs;
     let recorded = store.call_async(|c| db::get_meta(c, "targets")).await?;
     let record = targets
@@ -230,10 +240,11 @@ async fn locked(
                 "--strict: {} invalid rows, nothing applied",
                 plan.rejections.len()
             );
-            return Ok((
-                EXIT_INVALID_STRICT,
-                serde_json::json!({"rejected_rows": plan.rejections.len()}).to_string(),
-            ));
+            return Ok(RunEnd {
+                code: EXIT_INVALID_STRICT,
+                summary: serde_json::json!({"rejected_rows": plan.rejections.len()}).to_string(),
+                requests: Vec::new(),
+            });
         }
     }
     tracing::info!(
@@ -272,12 +283,20 @@ async fn locked(
             AppError::Output(format!("cannot write report {}: {e}", path.display()))
         })?;
     }
-    let summary =
-        serde_json::json!({"totals": report.totals, "requests": report.requests}).to_string();
+    let summary = serde_json::json!({"totals": report.totals}).to_string();
     let code = match result.stop {
         Stop::Interrupted | Stop::Abandoned => EXIT_INTERRUPTED,
         Stop::Completed if report.totals.failed > 0 => EXIT_FAILED,
         Stop::Completed => EXIT_OK,
     };
-    Ok((code, summary))
+    let requests = Target::ALL
+        .iter()
+        .filter(|t| targets.configured(**t))
+        .map(|t| (t.as_str(), result.requests[t.index()]))
+        .collect();
+    Ok(RunEnd {
+        code,
+        summary,
+        requests,
+    })
 }

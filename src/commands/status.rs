@@ -1,9 +1,12 @@
 //! `benefits-sync status`: recent runs, open journal entries, connections.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::{open_store, state_path, AppError, EXIT_OK};
 use crate::cli::{StatusArgs, StatusFormat};
+use crate::remote::CounterValues;
 use crate::state::db;
 
 #[derive(Serialize)]
@@ -76,6 +79,9 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
                     r.outcome.as_deref().unwrap_or(""),
                     totals
                 );
+                if let Some(line) = requests_line(&r.requests) {
+                    println!("        {line}");
+                }
             }
             println!("\nJournal");
             for (s, n) in &status.journal {
@@ -114,4 +120,75 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// One line of a run's request figures: the total, then each target, then
+/// what went wrong on the way (only what happened), e.g.
+/// `requests 33 (ic 3, kota 23, noyo 7), 19 writes, 4 retries, 2 429s`.
+/// `None` for a run that recorded no figures (it died, or was refused).
+fn requests_line(by_target: &BTreeMap<String, CounterValues>) -> Option<String> {
+    if by_target.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&CounterValues) -> u64| by_target.values().map(f).sum::<u64>();
+    if sum(|c| c.requests) == 0 {
+        return Some("no requests".to_owned());
+    }
+    let parts: Vec<String> = by_target
+        .iter()
+        .map(|(t, c)| format!("{t} {}", c.requests))
+        .collect();
+    let mut line = format!(
+        "requests {} ({}), {} writes",
+        sum(|c| c.requests),
+        parts.join(", "),
+        sum(|c| c.writes)
+    );
+    for (n, what) in [
+        (sum(|c| c.retries), "retries"),
+        (sum(|c| c.throttled), "429s"),
+        (sum(|c| c.server_errors), "5xx"),
+        (sum(|c| c.network_errors), "network errors"),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_line_names_each_target_and_only_the_trouble_seen() {
+        assert_eq!(requests_line(&BTreeMap::new()), None);
+        let mut m = BTreeMap::new();
+        m.insert("kota".to_owned(), CounterValues::default());
+        assert_eq!(requests_line(&m).as_deref(), Some("no requests"));
+        m.insert(
+            "kota".to_owned(),
+            CounterValues {
+                requests: 20,
+                writes: 15,
+                retries: 3,
+                throttled: 2,
+                ..Default::default()
+            },
+        );
+        m.insert(
+            "ic".to_owned(),
+            CounterValues {
+                requests: 3,
+                writes: 3,
+                network_errors: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            requests_line(&m).unwrap(),
+            "requests 23 (ic 3, kota 20), 18 writes, 3 retries, 2 429s, 1 network errors"
+        );
+    }
 }

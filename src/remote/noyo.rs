@@ -1,5 +1,5 @@
 //! The Noyo client: carrier group connections, with client-credential
-//! tokens refreshed before they expire and once more on a 401.
+//! tokens refreshed before they expire, and again when Noyo answers 401.
 
 use std::time::Duration;
 
@@ -123,6 +123,10 @@ pub fn is_settled(status: &str) -> bool {
     )
 }
 
+/// How many times one request may be refused with 401 and sent again with
+/// a newer token.
+const MAX_TOKEN_REFRESHES: u32 = 3;
+
 pub struct Noyo {
     pub http: Http,
     base: String,
@@ -153,11 +157,20 @@ impl Noyo {
         }
     }
 
-    async fn bearer(&self, refresh: bool) -> Result<String, RemoteError> {
+    /// The `Authorization` value to send. `refused` is one Noyo just
+    /// answered 401 to: it is replaced, unless another request already
+    /// replaced it (then that newer token is used, so a revocation seen by
+    /// many requests in flight costs one token request, not one each).
+    async fn bearer(&self, refused: Option<&str>) -> Result<String, RemoteError> {
         let mut guard = self.token.lock().await;
         if let Some((t, until)) = guard.as_ref() {
-            if !refresh && Instant::now() < *until {
-                return Ok(format!("Bearer {t}"));
+            let header = format!("Bearer {t}");
+            let still_good = match refused {
+                Some(r) => r != header,
+                None => Instant::now() < *until,
+            };
+            if still_good {
+                return Ok(header);
             }
         }
         let url = self.token_url.clone();
@@ -175,19 +188,29 @@ impl Noyo {
         Ok(format!("Bearer {}", tok.access_token))
     }
 
-    /// Send with the current token; on a 401, refresh once and resend.
+    /// Send with the current token; on a 401, get a newer token and resend.
+    ///
+    /// A 401 means Noyo did not act on the request, so even a `Once` create
+    /// may be sent again. A request can meet more than one revocation: it
+    /// takes its token before it waits for the gate, and other requests
+    /// may go (and tokens be revoked) meanwhile. The bound stops the loop
+    /// when Noyo refuses every new token (credentials without API access).
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         safety: Safety,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<T, RemoteError> {
-        let auth = self.bearer(false).await?;
-        match self.http.send(safety, |c| build(c, &auth)).await {
-            Err(RemoteError::Auth { status: 401, .. }) => {
-                let auth = self.bearer(true).await?;
-                self.http.send(safety, |c| build(c, &auth)).await
+        let mut auth = self.bearer(None).await?;
+        let mut refreshed = 0;
+        loop {
+            match self.http.send(safety, |c| build(c, &auth)).await {
+                Err(RemoteError::Auth { status: 401, .. }) if refreshed < MAX_TOKEN_REFRESHES => {
+                    refreshed += 1;
+                    tracing::debug!(target: "benefits_sync::remote", "noyo: token refused, using a newer one");
+                    auth = self.bearer(Some(&auth)).await?;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -309,5 +332,81 @@ impl Noyo {
             cl.put(&url).header("Authorization", auth).json(&body)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::remote::{http, Gate, GateConfig, RetryPolicy};
+    use crate::sandbox::{self, SandboxConfig};
+
+    async fn token_requests(sb: &sandbox::Sandbox) -> u64 {
+        let stats: serde_json::Value = reqwest::get(format!("{}/_sandbox/stats", sb.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["route"] == "/noyo/auth/public/token" && r["status"] == 200)
+            .filter_map(|r| r["count"].as_u64())
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_token_is_replaced_once_for_all_requests_in_flight() {
+        let sb = sandbox::start(SandboxConfig::default()).await.unwrap();
+        let rate = NonZeroU32::new(10_000).unwrap();
+        let gate = Arc::new(Gate::new(GateConfig {
+            rate,
+            burst: rate,
+            concurrency: 16,
+        }));
+        let noyo = Noyo::new(
+            Http::new(
+                http::client(),
+                "noyo",
+                gate,
+                RetryPolicy::default(),
+                parse_error,
+            ),
+            &sb.noyo_url(),
+            &sb.noyo_token_url(),
+            sandbox::SANDBOX_NOYO_CLIENT_ID,
+            sandbox::SANDBOX_NOYO_CLIENT_SECRET,
+        );
+        // An unknown connection: 404 proves the token was accepted.
+        let accepted = |r: Result<Connection, RemoteError>| {
+            assert_eq!(r.err().and_then(|e| e.status()), Some(404));
+        };
+        accepted(noyo.get("missing").await);
+        assert_eq!(token_requests(&sb).await, 1);
+
+        let revoked = http::client()
+            .post(format!("{}/_sandbox/noyo/revoke_tokens", sb.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 200);
+        // `join!` polls all eight before any answer is in, so all eight
+        // send the revoked token and get a 401.
+        let g = || noyo.get("missing");
+        let (a, b, c, d, e, f, h, i) = tokio::join!(g(), g(), g(), g(), g(), g(), g(), g());
+        for r in [a, b, c, d, e, f, h, i] {
+            accepted(r);
+        }
+        assert_eq!(
+            token_requests(&sb).await,
+            2,
+            "eight 401s at once fetch one new token"
+        );
+        sb.shutdown().await;
     }
 }

@@ -1,6 +1,7 @@
 //! The control surface under `/_sandbox`: faults, stats, reset, and the
-//! state changes the vendor APIs offer no endpoint for. Never faulted, never
-//! counted in stats, no auth.
+//! state changes the vendor APIs offer no endpoint for (archiving a Kota
+//! group, revoking Noyo tokens). Never faulted, never counted in stats, no
+//! auth.
 
 use serde_json::json;
 
@@ -25,6 +26,15 @@ pub fn handle(app: &App, call: &Call) -> Reply {
                 routes: Default::default(),
             });
             Reply::json(200, &json!({"reset": true}))
+        }
+        Op::CtlRevokeNoyoTokens => {
+            // As Noyo does when a client's credentials are rotated or its
+            // token store is lost: every token issued so far answers 401
+            // from now on, and clients must fetch a new one.
+            let mut tokens = lock(&app.tokens);
+            let revoked = tokens.len();
+            tokens.clear();
+            Reply::json(200, &json!({"revoked": revoked}))
         }
         Op::CtlArchiveGroup => {
             let mut world = lock(&app.world);

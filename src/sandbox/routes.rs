@@ -74,6 +74,7 @@ pub enum Op {
     CtlStats,
     CtlReset,
     CtlArchiveGroup,
+    CtlRevokeNoyoTokens,
 }
 
 /// A route: method, template and operation.
@@ -199,6 +200,12 @@ pub static ROUTES: &[Route] = &[
     route!("PUT", "/_sandbox/faults", CtlPutFaults, Control),
     route!("GET", "/_sandbox/stats", CtlStats, Control),
     route!("POST", "/_sandbox/reset", CtlReset, Control),
+    route!(
+        "POST",
+        "/_sandbox/noyo/revoke_tokens",
+        CtlRevokeNoyoTokens,
+        Control
+    ),
     route!(
         "POST",
         "/_sandbox/kota/groups/{id}/archive",

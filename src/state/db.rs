@@ -1,7 +1,7 @@
 //! Queries over the state database. Only the store thread calls these (and
 //! the tests); everything else goes through [`super::Store`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -13,6 +13,7 @@ use super::snapshot::{
 use super::{schema, StateError};
 use crate::fxhash::FxHashMap;
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
+use crate::remote::CounterValues;
 
 /// Open (creating if absent, owner-only) and migrate the state database.
 pub fn open(path: &Path) -> Result<Connection, StateError> {
@@ -20,20 +21,34 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
     if path.is_dir() {
         return Err(StateError::NotAFile(display));
     }
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            read_only(path, e.to_string())
+        }
+        _ => StateError::Io(display.clone(), e),
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StateError::Io(display.clone(), e))?;
+        std::fs::create_dir_all(dir).map_err(io)?;
     }
     if !path.exists() {
-        create_private(path).map_err(|e| StateError::Io(display.clone(), e))?;
+        create_private(path).map_err(io)?;
     }
     let mut conn = Connection::open(path).map_err(|e| StateError::Open(display.clone(), e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| StateError::Open(display.clone(), e))?;
     // The first real read is where SQLite notices a file that is not a
-    // database; it is reported, and the file is left exactly as it was.
+    // database. It comes before anything that writes (switching to WAL
+    // rewrites the header), so a foreign, corrupt or newer file is reported
+    // and left exactly as it was.
+    let found: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify_open_error(path, e))?;
+    if found > schema::CURRENT_VERSION {
+        return Err(StateError::TooNew(display, found, schema::CURRENT_VERSION));
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|e| classify_open_error(&display, e))?;
+        .map_err(|e| classify_open_error(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StateError::Corrupt(
             display,
@@ -44,44 +59,61 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
         .map_err(|e| StateError::Open(display.clone(), e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| StateError::Open(display.clone(), e))?;
-    let found: u32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| classify_open_error(&display, e))?;
-    if found > schema::CURRENT_VERSION {
-        return Err(StateError::TooNew(display, found, schema::CURRENT_VERSION));
-    }
     if found > 0 {
         let started = std::time::Instant::now();
         let ok: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| classify_open_error(&display, e))?;
+            .map_err(|e| classify_open_error(path, e))?;
         if ok != "ok" {
             return Err(StateError::Corrupt(display, ok));
         }
         tracing::debug!("state quick_check in {:.2?}", started.elapsed());
     }
-    schema::migrate(&mut conn).map_err(|e| classify_open_error(&display, e))?;
-    init_meta(&conn).map_err(|e| StateError::Sql(display.clone(), e))?;
+    let before = schema::migrate(&mut conn).map_err(|e| classify_open_error(path, e))?;
+    if before > 0 && before < schema::CURRENT_VERSION {
+        tracing::info!(
+            "state database {} upgraded from schema version {before} to {}",
+            path.display(),
+            schema::CURRENT_VERSION
+        );
+    }
+    init_meta(&conn).map_err(|e| classify_open_error(path, e))?;
     Ok(conn)
 }
 
-fn classify_open_error(path: &str, e: rusqlite::Error) -> StateError {
+fn classify_open_error(path: &Path, e: rusqlite::Error) -> StateError {
+    let display = path.display().to_string();
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             rusqlite::ErrorCode::NotADatabase => {
-                StateError::Corrupt(path.to_owned(), "the file is not a SQLite database".into())
+                StateError::Corrupt(display, "the file is not a SQLite database".into())
             }
             rusqlite::ErrorCode::DatabaseCorrupt => {
-                StateError::Corrupt(path.to_owned(), "the database is corrupt".into())
+                StateError::Corrupt(display, "the database is corrupt".into())
             }
             rusqlite::ErrorCode::ReadOnly
             | rusqlite::ErrorCode::CannotOpen
-            | rusqlite::ErrorCode::PermissionDenied => {
-                StateError::ReadOnly(path.to_owned(), e.to_string())
-            }
-            _ => StateError::Sql(path.to_owned(), e),
+            | rusqlite::ErrorCode::PermissionDenied => read_only(path, e.to_string()),
+            _ => StateError::Sql(display, e),
         },
-        _ => StateError::Sql(path.to_owned(), e),
+        _ => StateError::Sql(display, e),
+    }
+}
+
+/// The directory SQLite must write in: it keeps the write-ahead log and its
+/// index (`FILE-wal`, `FILE-shm`) beside the database.
+fn state_dir(path: &Path) -> String {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.display().to_string(),
+        None => ".".to_owned(),
+    }
+}
+
+fn read_only(path: &Path, why: String) -> StateError {
+    StateError::ReadOnly {
+        path: path.display().to_string(),
+        dir: state_dir(path),
+        why,
     }
 }
 
@@ -501,12 +533,13 @@ pub fn acquire_lock(
     Ok(Ok(run_id))
 }
 
-/// Close a run and release its lock.
+/// Close a run, record its request figures per target and release its lock.
 pub fn release_lock(
     conn: &mut Connection,
     run_id: i64,
     outcome: &str,
     summary: &str,
+    requests: &[(&str, CounterValues)],
     now: &str,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
@@ -514,6 +547,23 @@ pub fn release_lock(
         "UPDATE runs SET finished = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
         params![run_id, now, outcome, summary],
     )?;
+    for (target, c) in requests {
+        tx.execute(
+            "INSERT OR REPLACE INTO run_requests(run_id, target, requests, writes, retries,
+                throttled, server_errors, network_errors)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run_id,
+                target,
+                c.requests,
+                c.writes,
+                c.retries,
+                c.throttled,
+                c.server_errors,
+                c.network_errors
+            ],
+        )?;
+    }
     tx.execute("DELETE FROM run_lock WHERE run_id = ?1", [run_id])?;
     tx.commit()
 }
@@ -542,6 +592,9 @@ pub struct RunRow {
     pub finished: Option<String>,
     pub outcome: Option<String>,
     pub summary: Option<serde_json::Value>,
+    /// Request figures per target; empty for a run that died before it
+    /// could record them.
+    pub requests: BTreeMap<String, CounterValues>,
 }
 
 pub fn recent_runs(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<RunRow>> {
@@ -558,9 +611,31 @@ pub fn recent_runs(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<RunRow
             summary: r
                 .get::<_, Option<String>>(5)?
                 .and_then(|s| serde_json::from_str(&s).ok()),
+            requests: BTreeMap::new(),
         })
     })?;
-    rows.collect()
+    let mut runs: Vec<RunRow> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare(
+        "SELECT target, requests, writes, retries, throttled, server_errors, network_errors
+         FROM run_requests WHERE run_id = ?1 ORDER BY target",
+    )?;
+    for run in &mut runs {
+        let figures = st.query_map([run.id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                CounterValues {
+                    requests: r.get(1)?,
+                    writes: r.get(2)?,
+                    retries: r.get(3)?,
+                    throttled: r.get(4)?,
+                    server_errors: r.get(5)?,
+                    network_errors: r.get(6)?,
+                },
+            ))
+        })?;
+        run.requests = figures.collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(runs)
 }
 
 /// A journal row that is not done, for `status`.

@@ -35,9 +35,19 @@ pub enum StateError {
     Open(String, #[source] rusqlite::Error),
     #[error("state database {0} is not usable: {1}. It was left untouched; restore it from a backup or point --state at another file")]
     Corrupt(String, String),
-    #[error("state database {0} is read-only or its directory is not writable ({1}); benefits-sync needs to write its journal there")]
-    ReadOnly(String, String),
-    #[error("state database {0} has schema version {1}, newer than this build's {2}; upgrade benefits-sync")]
+    /// SQLite writes the journal beside the database (`FILE-wal`,
+    /// `FILE-shm`), so a writable file in a read-only directory is no better
+    /// than a read-only file: the message names the directory.
+    #[error("cannot write state database {path}: it or its directory {dir} is read-only for this user ({why}). benefits-sync records every operation there, including its write-ahead journal {path}-wal; make {dir} and the file writable for the user running it, or point --state at a writable directory")]
+    ReadOnly {
+        /// The database file.
+        path: String,
+        /// The directory that must be writable.
+        dir: String,
+        /// What the OS or SQLite said.
+        why: String,
+    },
+    #[error("state database {0} has schema version {1}, newer than this build's {2}: it was written by a newer benefits-sync and was left untouched; upgrade benefits-sync (or point --state at another file)")]
     TooNew(String, u32, u32),
     #[error("state database {0}: {1}")]
     Sql(String, #[source] rusqlite::Error),
@@ -330,6 +340,46 @@ mod tests {
         let err = Store::open(&p).err().expect("must refuse");
         assert!(matches!(err, StateError::Corrupt(..)), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), junk);
+    }
+
+    #[test]
+    fn v2_copies_request_figures_out_of_any_v1_summary_it_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            c.execute_batch(
+                r#"INSERT INTO runs(id, command, started, pid, host, summary) VALUES
+                   (1, 'apply', 't', 1, 'h', '{"totals":{"done":2},"requests":{"kota":{"requests":9,"writes":4,"retries":2,"throttled":1,"server_errors":1,"network_errors":0},"noyo":{"requests":3}}}'),
+                   (2, 'apply', 't', 1, 'h', 'not json at all'),
+                   (3, 'apply', 't', 1, 'h', '{"requests":5}'),
+                   (4, 'apply', 't', 1, 'h', NULL);
+                   PRAGMA user_version = 1;"#,
+            )
+            .unwrap();
+        }
+        let store = Store::open(&p).unwrap();
+        let runs = store.call(|c| db::recent_runs(c, 10)).unwrap();
+        store.close();
+        let run = |id: i64| runs.iter().find(|r| r.id == id).unwrap();
+        let kota = run(1).requests["kota"];
+        assert_eq!(
+            (kota.requests, kota.writes, kota.retries, kota.throttled),
+            (9, 4, 2, 1)
+        );
+        // Fields a summary lacks count as zero.
+        assert_eq!(run(1).requests["noyo"].requests, 3);
+        assert_eq!(run(1).requests["noyo"].writes, 0);
+        assert_eq!(
+            run(1).summary.as_ref().unwrap(),
+            &serde_json::json!({"totals": {"done": 2}})
+        );
+        // What it cannot read it leaves as it was.
+        for id in [2, 3, 4] {
+            assert!(run(id).requests.is_empty(), "run {id}");
+        }
+        assert_eq!(run(3).summary, Some(serde_json::json!({"requests": 5})));
     }
 
     #[cfg(unix)]

@@ -92,6 +92,41 @@ pub const MIGRATIONS: &[&str] = &[
         started  TEXT NOT NULL
     ) STRICT;
     ",
+    // 2: request figures per run and target, so `status` can say what each
+    // run cost (requests, retries, 429s, 5xx, network errors) and a slow or
+    // throttled night shows without opening a report. v1 kept them only
+    // inside `runs.summary` (JSON, when the run finished); they are copied
+    // out of it here. A run killed before it finished has no row.
+    "
+    CREATE TABLE run_requests (
+        run_id         INTEGER NOT NULL REFERENCES runs(id),
+        target         TEXT NOT NULL,
+        requests       INTEGER NOT NULL,
+        writes         INTEGER NOT NULL,
+        retries        INTEGER NOT NULL,
+        throttled      INTEGER NOT NULL,
+        server_errors  INTEGER NOT NULL,
+        network_errors INTEGER NOT NULL,
+        PRIMARY KEY (run_id, target)
+    ) STRICT;
+    INSERT INTO run_requests
+    SELECT runs.id, t.key,
+           CAST(COALESCE(json_extract(t.value, '$.requests'), 0) AS INTEGER),
+           CAST(COALESCE(json_extract(t.value, '$.writes'), 0) AS INTEGER),
+           CAST(COALESCE(json_extract(t.value, '$.retries'), 0) AS INTEGER),
+           CAST(COALESCE(json_extract(t.value, '$.throttled'), 0) AS INTEGER),
+           CAST(COALESCE(json_extract(t.value, '$.server_errors'), 0) AS INTEGER),
+           CAST(COALESCE(json_extract(t.value, '$.network_errors'), 0) AS INTEGER)
+    FROM runs,
+         json_each(CASE WHEN json_valid(runs.summary) THEN runs.summary ELSE '{}' END,
+                   '$.requests') AS t
+    WHERE t.key IS NOT NULL AND json_type(t.value) = 'object';
+    -- The figures copied now live in run_requests only.
+    UPDATE runs SET summary = json_remove(summary, '$.requests')
+    WHERE CASE WHEN json_valid(summary)
+               THEN json_type(summary, '$.requests') = 'object'
+               ELSE 0 END;
+    ",
 ];
 
 /// The schema version this build writes.

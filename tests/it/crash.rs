@@ -3,7 +3,12 @@
 //! remote world must end with exactly the desired objects and no duplicate;
 //! the state must be intact with nothing left in flight.
 //!
-//! `CRASH_KILLS` (default 20) and `CRASH_SEED` (default 1) vary the drill.
+//! Environment variables vary the drill (RELIABILITY.md has examples):
+//! `CRASH_KILLS` (default 20), `CRASH_SEED` (kill moments, default 1),
+//! `CRASH_EXPORT_SEED` (the generated export, default 42),
+//! `CRASH_EMPLOYERS` / `CRASH_EMPLOYEES` (export size; defaults per drill)
+//! and `CRASH_FAULTS` (the fault drill's sandbox flags, e.g.
+//! `"--error-rate 0.1 --drop-rate 0.1 --latency-ms 5 --rate-limit 200 --seed 9"`).
 
 #![cfg(unix)]
 
@@ -75,19 +80,38 @@ async fn remote_stats(base: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// A number from the environment, or `default`. A value that does not
+/// parse is a mistake worth stopping for, not a silent default.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Err(_) => default,
+    }
+}
+
 async fn drill(sandbox_flags: &[&str], employers: usize, employees: usize) {
-    let kills: usize = std::env::var("CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let kills: usize = env_number("CRASH_KILLS", 20);
+    let seed: u64 = env_number("CRASH_SEED", 1);
+    let employers: usize = env_number("CRASH_EMPLOYERS", employers);
+    let employees: usize = env_number("CRASH_EMPLOYEES", employees);
+    let export_seed: u64 = env_number("CRASH_EXPORT_SEED", 42);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut sb = spawn_sandbox(sandbox_flags).await;
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), employers, employees, 1);
+    benefits_sync::gen::generate(
+        dir.path(),
+        &benefits_sync::gen::GenOptions {
+            employers,
+            employees,
+            day: 1,
+            seed: export_seed,
+            ..Default::default()
+        },
+    )
+    .expect("generate");
     let env = env(&sb.base);
     let f = files(dir.path());
     // Killed runs go slowly enough that every kill lands mid-job; the
@@ -200,7 +224,8 @@ async fn drill(sandbox_flags: &[&str], employers: usize, employees: usize) {
     assert_eq!(integrity, "ok");
     assert_eq!(in_flight, 0);
     eprintln!(
-        "crash drill: {killed} kills survived, {} requests, {} writes, faults {}, duplicates 0",
+        "crash drill ({employers} employers, {employees} employees, export seed {export_seed}, kill seed {seed}, sandbox {sandbox_flags:?}): \
+         {killed} kills survived, {} requests, {} writes, faults {}, duplicates 0",
         s["requests"]
             .as_array()
             .map(|r| r.iter().filter_map(|x| x["count"].as_u64()).sum::<u64>())
@@ -218,8 +243,10 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_faults_loses_and_duplicates_nothing() {
-    drill(
-        &[
+    let custom = std::env::var("CRASH_FAULTS").ok();
+    let flags: Vec<&str> = match &custom {
+        Some(f) => f.split_whitespace().collect(),
+        None => vec![
             "--latency-ms",
             "2",
             "--error-rate",
@@ -231,8 +258,6 @@ async fn sigkill_under_faults_loses_and_duplicates_nothing() {
             "--seed",
             "3",
         ],
-        8,
-        600,
-    )
-    .await;
+    };
+    drill(&flags, 8, 600).await;
 }

@@ -1,7 +1,8 @@
 //! The bad-input corpus: every file under `tests/corpus/` (plus a few made
 //! at test time: UTF-16, 1 MB lines, missing paths) with the exact
 //! rejections it must produce, and that its valid rows still come through.
-//! A proptest at the end feeds arbitrary and mutated bytes to both readers.
+//! Proptests at the end feed arbitrary and mutated bytes to both readers,
+//! and mutated exports through planning and every report format.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -784,6 +785,51 @@ mod never_panics {
         }
     }
 
+    fn mutate(mut bytes: Vec<u8>, edits: Vec<Edit>) -> Vec<u8> {
+        for e in edits {
+            let n = bytes.len().max(1);
+            match e {
+                Edit::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+                Edit::Delete(i) => {
+                    if !bytes.is_empty() {
+                        bytes.remove(i % n);
+                    }
+                }
+                Edit::Replace(i, b) => {
+                    if !bytes.is_empty() {
+                        bytes[i % n] = b;
+                    }
+                }
+            }
+        }
+        bytes
+    }
+
+    fn plan_and_render(employers: &[u8], employees: &[u8], offboard_missing: bool) {
+        use benefits_sync::plan::{self, PlanContext};
+        use benefits_sync::report::{self, Format};
+        let (er, ee) = (temp(employers), temp(employees));
+        let ctx = PlanContext {
+            today: today(),
+            offboard_missing,
+        };
+        let snap = benefits_sync::state::Snapshot::default();
+        // A whole-file problem is an error, not a plan: a correct answer.
+        let Ok(plan) = plan::build(er.path(), ee.path(), &snap, ctx, true) else {
+            return;
+        };
+        for (i, op) in plan.operations.iter().enumerate() {
+            assert!(op.deps.iter().all(|d| (*d as usize) < i), "{op:?}");
+        }
+        for format in [Format::Text, Format::Json, Format::Csv, Format::Markdown] {
+            let mut out = Vec::new();
+            report::render(&plan, format, &mut out).unwrap();
+            if format == Format::Json {
+                serde_json::from_slice::<serde_json::Value>(&out).unwrap();
+            }
+        }
+    }
+
     fn seed() -> Vec<u8> {
         let mut s = std::fs::read(corpus("employees/valid.csv")).unwrap();
         s.extend_from_slice(&std::fs::read(corpus("employees/duplicates.csv")).unwrap());
@@ -835,6 +881,20 @@ mod never_panics {
                 }
             }
             both(&bytes);
+        }
+
+        /// The whole CSV-to-plan path, as the fuzz target (fuzz/) drives
+        /// it for longer: both exports mutated, planned against an empty
+        /// state, every report rendered.
+        #[test]
+        fn mutated_exports_plan_and_render(
+            employer_edits in proptest::collection::vec(edit(), 0..8),
+            employee_edits in proptest::collection::vec(edit(), 0..8),
+            offboard_missing in any::<bool>(),
+        ) {
+            let employers = mutate(std::fs::read(corpus("base_employers.csv")).unwrap(), employer_edits);
+            let employees = mutate(seed(), employee_edits);
+            plan_and_render(&employers, &employees, offboard_missing);
         }
 
         #[test]

@@ -168,6 +168,13 @@ impl<'a> Planner<'a> {
         p
     }
 
+    /// Make room for about `ops` more operations at once. A million-row
+    /// plan's operation list is hundreds of megabytes: growing it by
+    /// doubling copied all of it each time, a tenth of the plan's time.
+    pub fn reserve(&mut self, ops: usize) {
+        self.body.operations.reserve(ops);
+    }
+
     fn push(&mut self, op: Operation) -> u32 {
         self.body.operations.push(op);
         (self.body.operations.len() - 1) as u32

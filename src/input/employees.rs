@@ -122,7 +122,9 @@ pub fn read_employees_as_of(
     let mut rec = ByteRecord::new();
     let mut rows = 0u64;
     let mut rejections = Vec::new();
-    let mut seen: FxHashMap<Box<str>, Seen> = FxHashMap::default();
+    // Keyed by the employee's own (shared) ref: no second copy of a
+    // million keys.
+    let mut seen: FxHashMap<EmployeeRef, Seen> = FxHashMap::default();
     // First occurrences already streamed, by line: (ref, line that repeats it).
     let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
     while let Some(loc) = src.next_record(&mut rec)? {
@@ -166,13 +168,19 @@ pub fn read_employees_as_of(
         let problem = row.finish();
         let streamed = problem.is_none() && parsed.is_some();
         if let (true, Some(k)) = (first_seen, key) {
-            seen.insert(
-                k.into(),
-                Seen {
-                    line: loc.line,
-                    streamed,
-                },
-            );
+            let shared = match &parsed {
+                Some(e) => Some(e.employee_ref.clone()),
+                None => EmployeeRef::parse(k).ok(),
+            };
+            if let Some(k) = shared {
+                seen.insert(
+                    k,
+                    Seen {
+                        line: loc.line,
+                        streamed,
+                    },
+                );
+            }
         }
         if streamed {
             if let Some(employee) = parsed {

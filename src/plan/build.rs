@@ -104,14 +104,33 @@ pub fn build(
     ctx: PlanContext,
     keep_payloads: bool,
 ) -> Result<Plan, InputError> {
+    let employers = read_employers(employers_path)?;
+    build_from(employers, employers_path, employees_path, snap, ctx, keep_payloads)
+}
+
+/// Read employers.csv, timing it at -vv. (A caller may run this while the
+/// state loads on the store thread, then hand both to [`build_from`].)
+pub fn read_employers(path: &Path) -> Result<input::Employers, InputError> {
     let started = std::time::Instant::now();
-    let employers = input::read_employers(employers_path)?;
+    let employers = input::read_employers(path)?;
     tracing::debug!(
         "read {} employer rows in {:.2?} (rss {})",
         employers.rows,
         started.elapsed(),
         crate::memory::peak_rss()
     );
+    Ok(employers)
+}
+
+/// [`build`] with the employers already read (from `employers_path`).
+pub fn build_from(
+    employers: input::Employers,
+    employers_path: &Path,
+    employees_path: &Path,
+    snap: &Snapshot,
+    ctx: PlanContext,
+    keep_payloads: bool,
+) -> Result<Plan, InputError> {
     let mut planner = Planner::new(
         ctx.clone(),
         snap,

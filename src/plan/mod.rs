@@ -6,7 +6,7 @@ pub mod op;
 pub mod planner;
 pub mod saved;
 
-pub use build::{build, FileInfo, Plan};
+pub use build::{build, build_from, read_employers, FileInfo, Plan};
 pub use op::{Deps, OpKind, Operation, Subject, Target};
 pub use planner::{Finding, FindingKind, PlanBody, PlanContext, Planner};
 pub use saved::{SavedPlan, Stale};

@@ -459,7 +459,8 @@ impl<'a> Planner<'a> {
                 }
                 match state {
                     Some(MembershipState::Added) => continue,
-                    Some(MembershipState::Ineligible { codes, checked }) if !changed => {
+                    Some(MembershipState::Ineligible(i)) if !changed => {
+                        let (codes, checked) = (&i.codes, i.checked);
                         // Eligibility changes with the employee's data or with
                         // time: check again when the data changed, when a
                         // not-yet-started employee's start date has come, or
@@ -479,8 +480,8 @@ impl<'a> Planner<'a> {
                     deps.push(gi);
                 }
                 let note = match state {
-                    Some(MembershipState::Ineligible { codes, .. }) => {
-                        Some(format!("re-check: last found ineligible ({codes})").into())
+                    Some(MembershipState::Ineligible(i)) => {
+                        Some(format!("re-check: last found ineligible ({})", i.codes).into())
                     }
                     _ => None,
                 };

@@ -352,10 +352,7 @@ fn ineligible_memberships_are_checked_again() {
         .unwrap()
         .memberships = vec![(
         GroupName::parse("Health").unwrap(),
-        MembershipState::Ineligible {
-            codes: "under_minimum_age".into(),
-            checked: Some(d("2026-05-30")),
-        },
+        MembershipState::ineligible("under_minimum_age".into(), Some(d("2026-05-30"))),
     )];
     // Checked two days ago and nothing changed: not again tonight.
     assert!(plan(&snap, &ers, ees.clone(), ctx()).operations.is_empty());

@@ -295,12 +295,13 @@ pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
                 ),
                 None => (reasons, None),
             };
-            MembershipState::Ineligible { codes, checked }
+            MembershipState::ineligible(codes, checked)
         };
         e.memberships.push((g, state));
     }
     for e in snap.employees.values_mut() {
         e.memberships.sort_by(|a, b| a.0.cmp(&b.0));
+        e.memberships.shrink_to_fit();
     }
     Ok(snap)
 }

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 pub use effect::{Effect, JournalStatus};
 pub use snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployerSnap, MembershipState, Sections, Snapshot,
+    ConnectionSnap, EmployeeSnap, EmployerSnap, Ineligibility, MembershipState, Sections, Snapshot,
 };
 
 /// What can go wrong with the state database. Each message says what to do.

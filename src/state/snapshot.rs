@@ -58,13 +58,26 @@ pub struct ConnectionSnap {
 pub enum MembershipState {
     /// Kota holds the membership.
     Added,
-    /// The eligibility pre-check said no: the codes of its reasons and the
-    /// day it was checked. Checked again when it can have changed (see the
-    /// planner).
-    Ineligible {
-        codes: String,
-        checked: Option<chrono::NaiveDate>,
-    },
+    /// The eligibility pre-check said no. Checked again when it can have
+    /// changed (see the planner). Boxed: ineligible memberships are few, and
+    /// keeping the common case one word keeps a million employees' state
+    /// small.
+    Ineligible(Box<Ineligibility>),
+}
+
+/// Why and when a membership was last found ineligible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ineligibility {
+    /// The codes of the reasons, comma-separated.
+    pub codes: String,
+    /// The day of the check.
+    pub checked: Option<chrono::NaiveDate>,
+}
+
+impl MembershipState {
+    pub fn ineligible(codes: String, checked: Option<chrono::NaiveDate>) -> MembershipState {
+        MembershipState::Ineligible(Box::new(Ineligibility { codes, checked }))
+    }
 }
 
 /// An employee as last synced.

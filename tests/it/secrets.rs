@@ -11,8 +11,9 @@ const NOYO_CLIENT_ID: &str = "probe-client-7d1c55";
 const NOYO_SECRET: &str = "probe-noyo-SECRET-3b2a1908ffee";
 const IC_TOKEN: &str = "ic_test_PROBEicTOKEN0a1b2c3d";
 
-/// Distinctive values, so a hit is a leak and not a coincidence. Only
-/// valid rows: rejection messages are not what this test is about.
+/// Distinctive values, so a hit is a leak and not a coincidence. The last
+/// three employees are rejected for a malformed email, phone and date of
+/// birth: a rejection names file, line and column, never the bad value.
 const EMPLOYERS: &str = "\
 employer_ref,legal_name,address_line1,city,state,postal_code,country_code,contact_name,contact_email,group_name,carrier_id,carrier_group_id,federal_ein,broker_federal_ein,broker_tin
 ERPRIV1,Probe Holdings Ltd,41 Quillfeather Lane,Leeds,,LS1 4AP,gb,Ottoline Vantablack,ottoline.vantablack@contact-probe.example,Health,8fac0000-0000-4000-8000-00000000000a,CGRP-PRIV-1,98-7654321,87-6543219,BTIN-PROBE-771
@@ -26,6 +27,9 @@ EPRIV001,ERPRIV1,Zebulonia,Quillhaven,zebulonia.quillhaven@person-probe.example,
 EPRIV002,ERPRIV1,Barnabus,Wolfsbane,barnabus.wolfsbane@person-probe.example,+447700900583,1979-08-29,2019-09-02,male,QQ654321D,3 Periwinkle Close,Leeds,,LS6 1AA,gb,Health
 EPRIV003,ERPRIV2,Philippa,Crumplehorn,philippa.crumplehorn@person-probe.example,+15125550187,1984-12-05,2021-01-04,female,536-90-4412,700 Juniper Hollow,Austin,TX,73301,us,Health
 EPRIV004,ERPRIV2,Ignatius,Fothergill,ignatius.fothergill@person-probe.example,+15125550143,1990-06-21,2022-07-11,male,611-27-8390,5 Larkspur Bend,Austin,TX,73344,us,
+EPRIV005,ERPRIV1,Griselda,Mothwing,griselda.mothwing@@person-probe.example,+447700900611,1966-01-09,2016-02-01,female,QQ223344A,8 Thistledown Way,Leeds,,LS3 1AB,gb,Health
+EPRIV006,ERPRIV1,Leopold,Sparrowhawk,leopold.sparrowhawk@person-probe.example,07700 900 733,1971-05-14,2017-03-01,male,QQ334455B,12 Bramblewood Court,Leeds,,LS4 2CD,gb,Health
+EPRIV007,ERPRIV2,Henrietta,Pumpernickel,henrietta.pumpernickel@person-probe.example,+15125550199,1983-02-30,2020-05-04,female,622-33-4455,9 Cattail Crossing,Austin,TX,73301,us,Health
 ";
 
 /// Personal columns of both files.

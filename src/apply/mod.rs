@@ -31,10 +31,14 @@ pub use targets::{RawTargets, TargetError, Targets};
 /// How fast and how hard to push each target.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Requests per second per target.
+    /// Requests per second per target: the gate paces just under it, and
+    /// lower if the server answers 429 (see `remote::gate`).
     pub rate_limit: NonZeroU32,
+    /// Requests that may go back to back after a quiet spell; 1 paces every
+    /// request evenly, which is what window-counting servers want.
     pub burst: NonZeroU32,
-    /// Requests in flight per target.
+    /// Requests in flight per target; it must cover rate x latency for the
+    /// rate to be reached (`GateConfig::default_concurrency`).
     pub concurrency: usize,
     pub create_enrolment_intents: bool,
     pub retry: RetryPolicy,
@@ -173,6 +177,23 @@ pub async fn apply(
             status: r.status,
         })
         .collect();
+    let https = [
+        exec.clients.kota.as_ref().map(|k| &k.http),
+        exec.clients.noyo.as_ref().map(|n| &n.http),
+        exec.clients.ic.as_ref().map(|i| &i.http),
+    ];
+    for http in https.iter().flatten() {
+        let gate = &http.gate;
+        if gate.cuts() > 0 {
+            tracing::warn!(
+                "{} answered 429 and the run slowed down to {:.1} requests/s (from {:.1}); if that is its limit, pass --rate-limit {}",
+                http.target,
+                gate.rate(),
+                gate.max_rate(),
+                (gate.rate() / remote::gate::HEADROOM).floor().max(1.0)
+            );
+        }
+    }
     let counters = |h: Option<&Http>| h.map(|h| h.counters.snapshot()).unwrap_or_default();
     let requests = [
         counters(exec.clients.kota.as_ref().map(|k| &k.http)),

@@ -13,3 +13,4 @@ mod sandbox_noyo;
 mod sandbox_persist;
 mod sandbox_stats;
 mod support;
+mod throttle_soak;

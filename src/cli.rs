@@ -233,6 +233,9 @@ pub struct SandboxArgs {
     /// Answer 422 instead of 409 to a duplicate Invisible Collector group (as older docs did).
     #[arg(long)]
     pub ic_duplicate_422: bool,
+    /// Time a Noyo connection spends in each status before moving on; 0 settles it at once.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub noyo_step_ms: u64,
 }
 
 #[derive(Args, Debug)]

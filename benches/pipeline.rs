@@ -18,7 +18,7 @@
 //!   `--rate-limit` at each of `BENCH_RATES` (200,1000), 429s, requests per
 //!   operation; and the same operations sent one at a time
 //!   (`--concurrency 1`) as the sequential baseline (`BENCH_BASELINE=0`
-//!   skips it). `BENCH_APPLY_EMPLOYEES` (6,050, about 20,000 operations)
+//!   skips it). `BENCH_APPLY_EMPLOYEES` (6,250: 20,119 operations)
 //!   sizes the plan.
 //! * `noop`: `BENCH_NOOP_EMPLOYEES` (100,000) synced for real, then the
 //!   same exports applied again: wall time and requests sent.
@@ -82,7 +82,7 @@ struct Config {
 impl Config {
     fn from_env() -> Config {
         let employees = env_or("BENCH_EMPLOYEES", 1_000_000usize);
-        let apply_employees = env_or("BENCH_APPLY_EMPLOYEES", 6_050usize);
+        let apply_employees = env_or("BENCH_APPLY_EMPLOYEES", 6_250usize);
         Config {
             only: std::env::var("BENCH_ONLY")
                 .unwrap_or_default()

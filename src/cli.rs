@@ -152,15 +152,15 @@ pub struct ApplyArgs {
     /// Apply exactly this saved plan (exit 5 if an input or the state changed since).
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Requests per second per target.
+    /// Requests per second per target (paced 2% under it; lowered for the run if the server answers 429).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub rate_limit: u32,
-    /// Requests allowed at once after a quiet spell [default: the rate limit].
+    /// Requests allowed back to back after a quiet spell [default: 1, evenly paced].
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
-    /// Requests in flight per target.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub concurrency: usize,
+    /// Requests in flight per target [default: rate-limit / 10, at least 8, at most 256].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Write the run report (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -233,6 +233,9 @@ pub struct SandboxArgs {
     /// Answer 422 instead of 409 to a duplicate Invisible Collector group (as older docs did).
     #[arg(long)]
     pub ic_duplicate_422: bool,
+    /// Time a Noyo connection spends in each status before moving on; 0 settles it at once.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub noyo_step_ms: u64,
 }
 
 #[derive(Args, Debug)]

@@ -31,10 +31,14 @@ pub use targets::{RawTargets, TargetError, Targets};
 /// How fast and how hard to push each target.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Requests per second per target.
+    /// Requests per second per target: the gate paces just under it, and
+    /// lower if the server answers 429 (see `remote::gate`).
     pub rate_limit: NonZeroU32,
+    /// Requests that may go back to back after a quiet spell; 1 paces every
+    /// request evenly, which is what window-counting servers want.
     pub burst: NonZeroU32,
-    /// Requests in flight per target.
+    /// Requests in flight per target; it must cover rate x latency for the
+    /// rate to be reached (`GateConfig::default_concurrency`).
     pub concurrency: usize,
     pub create_enrolment_intents: bool,
     pub retry: RetryPolicy,
@@ -173,6 +177,23 @@ pub async fn apply(
             status: r.status,
         })
         .collect();
+    let https = [
+        exec.clients.kota.as_ref().map(|k| &k.http),
+        exec.clients.noyo.as_ref().map(|n| &n.http),
+        exec.clients.ic.as_ref().map(|i| &i.http),
+    ];
+    for http in https.iter().flatten() {
+        let gate = &http.gate;
+        if gate.cuts() > 0 {
+            tracing::warn!(
+                "{} answered 429 and the run slowed down to {:.1} requests/s (from {:.1}); if that is its limit, pass --rate-limit {}",
+                http.target,
+                gate.rate(),
+                gate.max_rate(),
+                (gate.rate() / remote::gate::HEADROOM).floor().max(1.0)
+            );
+        }
+    }
     let counters = |h: Option<&Http>| h.map(|h| h.counters.snapshot()).unwrap_or_default();
     let requests = [
         counters(exec.clients.kota.as_ref().map(|k| &k.http)),
@@ -190,7 +211,8 @@ pub async fn apply(
 
 /// Ask Noyo where each still-moving connection stands, and record changes.
 /// Settled ones (completed, action_required, unable_to_connect) cost nothing,
-/// so a nightly run with nothing to do sends no request.
+/// so a nightly run with nothing to do sends no request; the others are
+/// looked up [`remote::noyo::IDS_PER_LIST`] at a time.
 async fn refresh_connections(exec: &Executor) {
     let Some(noyo) = exec.clients.noyo.as_ref() else {
         return;
@@ -198,48 +220,81 @@ async fn refresh_connections(exec: &Executor) {
     let Ok(rows) = exec.store.call_async(|c| db::connections(c)).await else {
         return;
     };
-    for row in rows
+    let moving: Vec<db::ConnectionRow> = rows
         .into_iter()
         .filter(|r| !remote::noyo::is_settled(&r.status))
-    {
-        match noyo.get(&row.noyo_id).await {
-            Ok(conn) if conn.status != row.status => {
-                let (Ok(er), Ok(c)) = (
-                    EmployerRef::parse(&row.employer_ref),
-                    CarrierId::parse(&row.carrier_id),
-                ) else {
-                    continue;
-                };
-                let effect = Effect::ConnectionStatus {
-                    employer_ref: er,
-                    carrier_id: c,
-                    status: conn.status,
-                };
-                let key = format!("connection.status:{}|{}", row.employer_ref, row.carrier_id);
-                let run_id = exec.run_id;
-                let now = chrono::Utc::now().to_rfc3339();
-                let _ = exec
-                    .store
-                    .write(move |tx| {
-                        db::journal_finish(
-                            tx,
-                            &key,
-                            "connection.status",
-                            JournalStatus::Done,
-                            Some(&effect),
-                            None,
-                            run_id,
-                            &now,
-                        )
-                    })
-                    .await;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
-                "could not refresh Noyo connection {}|{}: {e}",
+        .collect();
+    if moving.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = moving.iter().map(|r| r.noyo_id.as_str()).collect();
+    let found = match noyo.get_many(&ids).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(
+                "could not refresh the status of {} Noyo connections: {e}",
+                moving.len()
+            );
+            return;
+        }
+    };
+    let status: HashMap<&str, &str> = found
+        .iter()
+        .map(|c| (c.id.as_str(), c.status.as_str()))
+        .collect();
+    let mut changed = Vec::new();
+    for row in &moving {
+        let Some(&now_status) = status.get(row.noyo_id.as_str()) else {
+            tracing::warn!(
+                "Noyo did not list connection {}|{}",
                 row.employer_ref,
                 row.carrier_id
-            ),
+            );
+            continue;
+        };
+        if now_status == row.status {
+            continue;
         }
+        let (Ok(er), Ok(c)) = (
+            EmployerRef::parse(&row.employer_ref),
+            CarrierId::parse(&row.carrier_id),
+        ) else {
+            continue;
+        };
+        let key = format!("connection.status:{}|{}", row.employer_ref, row.carrier_id);
+        let effect = Effect::ConnectionStatus {
+            employer_ref: er,
+            carrier_id: c,
+            status: now_status.to_owned(),
+        };
+        changed.push((key, effect));
+    }
+    if changed.is_empty() {
+        return;
+    }
+    let run_id = exec.run_id;
+    let now = chrono::Utc::now().to_rfc3339();
+    // One transaction for all of them: nothing here is sent to a server,
+    // so there is no per-connection outcome to keep apart.
+    let written = exec
+        .store
+        .write(move |tx| {
+            for (key, effect) in &changed {
+                db::journal_finish(
+                    tx,
+                    key,
+                    "connection.status",
+                    JournalStatus::Done,
+                    Some(effect),
+                    None,
+                    run_id,
+                    &now,
+                )?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::warn!("could not record refreshed Noyo statuses: {e}");
     }
 }

@@ -27,7 +27,11 @@ pub enum Stop {
 /// Settings of one scheduler run.
 pub struct Limits {
     /// Operations in flight per target. Kept above the gate's request
-    /// concurrency so a slot never waits for the scheduler.
+    /// concurrency (an operation spends part of its life journaling, and a
+    /// membership sends two requests one after the other) so that a request
+    /// slot never waits for the scheduler. It is also what a stop waits
+    /// for: on the first signal no new operation starts and at most this
+    /// many per target run to completion.
     pub ops_in_flight: usize,
     /// Which targets are configured; the others' operations are skipped.
     pub configured: [bool; 3],

@@ -49,16 +49,28 @@ fn signals() -> mpsc::UnboundedReceiver<()> {
     rx
 }
 
+/// How hard to push each target, from the flags.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    rate: NonZeroU32,
+    burst: NonZeroU32,
+    concurrency: usize,
+}
+
 pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
     let inputs = args.inputs.clone();
     let only = parse_targets(&inputs.targets)?;
     let rate = NonZeroU32::new(args.rate_limit)
         .ok_or_else(|| AppError::Config("--rate-limit must be at least 1".into()))?;
-    let burst = NonZeroU32::new(args.burst.unwrap_or(args.rate_limit))
+    // Evenly paced by default: servers count requests per window, and a
+    // burst on top of a full second's worth is what draws 429s.
+    let burst = NonZeroU32::new(args.burst.unwrap_or(1))
         .ok_or_else(|| AppError::Config("--burst must be at least 1".into()))?;
-    if args.concurrency == 0 {
-        return Err(AppError::Config("--concurrency must be at least 1".into()));
-    }
+    let concurrency = match args.concurrency {
+        Some(0) => return Err(AppError::Config("--concurrency must be at least 1".into())),
+        Some(n) => n,
+        None => crate::remote::GateConfig::default_concurrency(rate),
+    };
 
     // The sandbox, when asked for, lives for the whole run.
     let mut sandbox = None;
@@ -126,7 +138,12 @@ pub async fn run(args: ApplyArgs, quiet: bool) -> Result<u8, AppError> {
             }
         }
     };
-    let result = locked(&store, run_id, &args, &targets, rate, burst, quiet).await;
+    let pace = Pace {
+        rate,
+        burst,
+        concurrency,
+    };
+    let result = locked(&store, run_id, &args, &targets, pace, quiet).await;
     let (outcome, summary, requests) = match &result {
         Ok(end) => (
             match end.code {
@@ -172,8 +189,7 @@ async fn locked(
     run_id: i64,
     args: &ApplyArgs,
     targets: &Targets,
-    rate: NonZeroU32,
-    burst: NonZeroU32,
+    pace: Pace,
     quiet: bool,
 ) -> Result<RunEnd, AppError> {
     let inputs = &args.inputs;
@@ -260,9 +276,9 @@ async fn locked(
         today: plan.as_of,
     };
     let opts = ApplyOptions {
-        rate_limit: rate,
-        burst,
-        concurrency: args.concurrency,
+        rate_limit: pace.rate,
+        burst: pace.burst,
+        concurrency: pace.concurrency,
         create_enrolment_intents: args.create_enrolment_intents,
         retry: RetryPolicy::default(),
         quiet,

@@ -25,6 +25,7 @@ pub async fn run(args: SandboxArgs) -> Result<u8, AppError> {
             seed: args.seed,
         },
         ic_duplicate_status: if args.ic_duplicate_422 { 422 } else { 409 },
+        noyo_status_step: std::time::Duration::from_millis(args.noyo_step_ms),
         ..SandboxConfig::default()
     };
     sandbox::serve_until_signal(config)

@@ -105,7 +105,14 @@ pub fn build(
     keep_payloads: bool,
 ) -> Result<Plan, InputError> {
     let employers = read_employers(employers_path)?;
-    build_from(employers, employers_path, employees_path, snap, ctx, keep_payloads)
+    build_from(
+        employers,
+        employers_path,
+        employees_path,
+        snap,
+        ctx,
+        keep_payloads,
+    )
 }
 
 /// Read employers.csv, timing it at -vv. (A caller may run this while the

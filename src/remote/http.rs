@@ -25,7 +25,13 @@ pub enum Safety {
 /// Retry policy: bounded attempts, jittered exponential backoff.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Attempts that ended in a 5xx or a network error, in all.
     pub max_attempts: u32,
+    /// 429s one request may draw before it gives up. Counted apart from
+    /// `max_attempts`: a 429 says "not now", the request was not processed,
+    /// and the gate has already paused and slowed the whole target, so a
+    /// throttled request waits its turn instead of failing the operation.
+    pub max_throttled: u32,
     pub base: Duration,
     pub cap: Duration,
 }
@@ -34,6 +40,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 8,
+            max_throttled: 50,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(10),
         }
@@ -133,22 +140,29 @@ impl Http {
         safety: Safety,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<T, RemoteError> {
-        let mut attempt = 0;
+        let (mut attempt, mut throttled) = (0, 0);
         loop {
-            attempt += 1;
             let result = self.once::<T>(&build).await;
             let err = match result {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            let is_429 = err.status() == Some(429);
+            let budget_left = if is_429 {
+                throttled += 1;
+                throttled < self.retry.max_throttled
+            } else {
+                attempt += 1;
+                attempt < self.retry.max_attempts
+            };
             let may_repeat = safety == Safety::Repeatable || !err.maybe_committed();
-            if !(err.retryable() && may_repeat && attempt < self.retry.max_attempts) {
+            if !(err.retryable() && may_repeat && budget_left) {
                 return Err(err);
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(target: "benefits_sync::remote", api = self.target, attempt, error = %err, "retrying");
+            tracing::debug!(target: "benefits_sync::remote", api = self.target, attempt, throttled, error = %err, "retrying");
             // A 429 paused the gate already; otherwise back off here.
-            if err.status() != Some(429) {
+            if !is_429 {
                 tokio::time::sleep(self.retry.backoff(attempt)).await;
             }
         }
@@ -176,6 +190,7 @@ impl Http {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
+                // No answer says nothing about the server's limit.
                 drop(pass);
                 self.counters.network_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(RemoteError::Network {
@@ -194,7 +209,12 @@ impl Http {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(300.0)));
         let body = resp.bytes().await;
-        drop(pass);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            pass.throttled(retry_after.unwrap_or(Duration::from_secs(1)));
+        } else {
+            pass.accepted();
+        }
         tracing::debug!(target: "benefits_sync::remote", api = self.target, %method, path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
         let body = body.map_err(|e| {
             self.counters.network_errors.fetch_add(1, Ordering::Relaxed);
@@ -211,11 +231,7 @@ impl Http {
                 message: format!("{method} {path}: {e}"),
             });
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-            self.gate
-                .pause(retry_after.unwrap_or(Duration::from_secs(1)));
-        } else if status.is_server_error() {
+        if status.is_server_error() {
             self.counters.server_errors.fetch_add(1, Ordering::Relaxed);
         }
         let text = String::from_utf8_lossy(&body);

@@ -5,6 +5,7 @@
 //! are committed in one transaction (group commit), so journaling every
 //! operation twice costs a few commits per batch, not two fsyncs per call.
 
+pub mod bench_seed;
 pub mod db;
 pub mod effect;
 pub mod schema;

@@ -16,3 +16,4 @@ mod sandbox_stats;
 mod secrets;
 mod state_files;
 mod support;
+mod throttle_soak;

@@ -259,10 +259,17 @@ fn parse_row(
     line: u64,
 ) -> Option<Employee> {
     let employee_ref = row.required(EMPLOYEE_REF, EmployeeRef::parse);
-    let employer_ref = row.required(EMPLOYER_REF, EmployerRef::parse);
-    let employer = employer_ref
-        .as_ref()
-        .and_then(|r| employer_of(row, employers, r));
+    // A ref that names one of the file's employers is valid by
+    // construction: take that employer (and its shared ref) without parsing
+    // a new copy. Anything else is parsed for its precise rejection.
+    let (employer_ref, employer) = match employers.get(row.raw(EMPLOYER_REF).trim()) {
+        Some(e) => (Some(()), Some(e)),
+        None => {
+            let r = row.required(EMPLOYER_REF, EmployerRef::parse);
+            let e = r.as_ref().and_then(|r| employer_of(row, employers, r));
+            (r.map(|_| ()), e)
+        }
+    };
     let first_name = row.required(FIRST_NAME, Text::parse);
     let last_name = row.required(LAST_NAME, Text::parse);
     let email = row.required(EMAIL, Email::parse);

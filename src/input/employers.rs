@@ -100,7 +100,12 @@ pub struct Employers {
 }
 
 impl Employers {
-    pub fn get(&self, r: &EmployerRef) -> Option<&Employer> {
+    /// The employer with this ref (an `&EmployerRef` or a plain `&str`).
+    pub fn get<Q>(&self, r: &Q) -> Option<&Employer>
+    where
+        EmployerRef: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         self.index.get(r).map(|&i| &self.employers[i as usize])
     }
 }

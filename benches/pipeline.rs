@@ -157,16 +157,7 @@ fn measure(args: &[&str], env: &[(&str, String)], log: &Path) -> Measured {
         .stdout(out)
         .stderr(err)
         .env_remove("RUST_LOG");
-    for k in [
-        "KOTA_API_URL",
-        "KOTA_API_KEY",
-        "NOYO_API_URL",
-        "NOYO_TOKEN_URL",
-        "NOYO_CLIENT_ID",
-        "NOYO_CLIENT_SECRET",
-        "IC_API_URL",
-        "IC_API_TOKEN",
-    ] {
+    for k in benefits_sync::apply::targets::ENV_VARS {
         cmd.env_remove(k);
     }
     for (k, v) in env {
@@ -448,17 +439,7 @@ impl SandboxProc {
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        let u = &self.url;
-        vec![
-            ("KOTA_API_URL", format!("{u}/kota")),
-            ("KOTA_API_KEY", "pk_test_sandbox".into()),
-            ("NOYO_API_URL", format!("{u}/noyo")),
-            ("NOYO_TOKEN_URL", format!("{u}/noyo/auth/public/token")),
-            ("NOYO_CLIENT_ID", "sandbox-client".into()),
-            ("NOYO_CLIENT_SECRET", "sandbox-secret".into()),
-            ("IC_API_URL", format!("{u}/ic")),
-            ("IC_API_TOKEN", "ic_test_sandbox".into()),
-        ]
+        benefits_sync::sandbox::client_env(&self.url)
     }
 
     /// `GET /_sandbox/stats` over a bare socket (loopback, one request).
@@ -562,25 +543,8 @@ fn apply_once(
     remove_db(&state);
     let (ers, ees) = exports(dir);
     let report = run.join("report.json");
-    let rate_s = rate.to_string();
-    let conc_s = concurrency.map(|c| c.to_string());
-    let mut args = vec![
-        "-q",
-        "apply",
-        "--employers",
-        ers.to_str().expect("utf-8"),
-        "--employees",
-        ees.to_str().expect("utf-8"),
-        "--state",
-        state.to_str().expect("utf-8"),
-        "--rate-limit",
-        rate_s.as_str(),
-        "--report",
-        report.to_str().expect("utf-8"),
-    ];
-    if let Some(c) = &conc_s {
-        args.extend(["--concurrency", c.as_str()]);
-    }
+    let args = apply_args(&ers, &ees, &state, &report, rate, concurrency);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = run.join("apply.log");
     let m = must(measure(&args, &sb.env(), &log), label, &log, &[0, 1]);
     let stats = sb.stats();
@@ -656,6 +620,34 @@ struct NoopResult {
     server_writes: u64,
 }
 
+/// `apply` on the exports `ers`/`ees`, quietly, with its run report.
+fn apply_args(
+    ers: &Path,
+    ees: &Path,
+    state: &Path,
+    report: &Path,
+    rate: u32,
+    concurrency: Option<usize>,
+) -> Vec<String> {
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let mut args: Vec<String> = ["-q", "apply", "--employers"].map(String::from).to_vec();
+    args.extend([
+        path(ers),
+        "--employees".into(),
+        path(ees),
+        "--state".into(),
+        path(state),
+        "--rate-limit".into(),
+        rate.to_string(),
+        "--report".into(),
+        path(report),
+    ]);
+    if let Some(c) = concurrency {
+        args.extend(["--concurrency".into(), c.to_string()]);
+    }
+    args
+}
+
 fn noop_part(cfg: &Config) -> NoopResult {
     let employers = (cfg.noop_employees / 20).max(1);
     let dir = cfg.work.join(format!(
@@ -674,22 +666,8 @@ fn noop_part(cfg: &Config) -> NoopResult {
     remove_db(&state);
     let (ers, ees) = exports(&dir);
     let report = dir.join("report.json");
-    let args = [
-        "-q",
-        "apply",
-        "--employers",
-        ers.to_str().expect("utf-8"),
-        "--employees",
-        ees.to_str().expect("utf-8"),
-        "--state",
-        state.to_str().expect("utf-8"),
-        "--rate-limit",
-        "50000",
-        "--concurrency",
-        "64",
-        "--report",
-        report.to_str().expect("utf-8"),
-    ];
+    let args = apply_args(&ers, &ees, &state, &report, 50_000, Some(64));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     eprintln!("noop: first sync of {} employees ...", cfg.noop_employees);
     let log = dir.join("apply-first.log");
     let first = must(measure(&args, &sb.env(), &log), "first sync", &log, &[0]);

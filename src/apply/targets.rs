@@ -74,6 +74,20 @@ pub struct RawTargets {
     pub ic_token: Option<String>,
 }
 
+/// Every environment variable that configures a target (the ones
+/// [`RawTargets::from_env`] reads): a child process started for a test or a
+/// benchmark clears them so that no stray target leaks in.
+pub const ENV_VARS: [&str; 8] = [
+    "KOTA_API_URL",
+    "KOTA_API_KEY",
+    "NOYO_API_URL",
+    "NOYO_TOKEN_URL",
+    "NOYO_CLIENT_ID",
+    "NOYO_CLIENT_SECRET",
+    "IC_API_URL",
+    "IC_API_TOKEN",
+];
+
 impl RawTargets {
     /// Read the documented environment variables.
     pub fn from_env() -> RawTargets {

@@ -40,6 +40,22 @@ pub const SANDBOX_NOYO_CLIENT_SECRET: &str = "sandbox-secret";
 /// Invisible Collector accepts exactly the tokens starting with `ic_test_`.
 pub const SANDBOX_IC_TOKEN: &str = "ic_test_sandbox";
 
+/// The environment that points benefits-sync at a sandbox serving on
+/// `base` (`http://IP:PORT`) with its default credentials: for tests,
+/// benchmarks and anyone driving a `benefits-sync sandbox` process.
+pub fn client_env(base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KOTA_API_URL", format!("{base}/kota")),
+        ("KOTA_API_KEY", SANDBOX_KOTA_KEY.into()),
+        ("NOYO_API_URL", format!("{base}/noyo")),
+        ("NOYO_TOKEN_URL", format!("{base}/noyo/auth/public/token")),
+        ("NOYO_CLIENT_ID", SANDBOX_NOYO_CLIENT_ID.into()),
+        ("NOYO_CLIENT_SECRET", SANDBOX_NOYO_CLIENT_SECRET.into()),
+        ("IC_API_URL", format!("{base}/ic")),
+        ("IC_API_TOKEN", SANDBOX_IC_TOKEN.into()),
+    ]
+}
+
 /// How a sandbox is started.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {

@@ -46,31 +46,6 @@ async fn spawn_sandbox(extra: &[&str]) -> SandboxProcess {
     SandboxProcess { child, base }
 }
 
-fn env(base: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("KOTA_API_URL", format!("{base}/kota")),
-        (
-            "KOTA_API_KEY",
-            benefits_sync::sandbox::SANDBOX_KOTA_KEY.into(),
-        ),
-        ("NOYO_API_URL", format!("{base}/noyo")),
-        ("NOYO_TOKEN_URL", format!("{base}/noyo/auth/public/token")),
-        (
-            "NOYO_CLIENT_ID",
-            benefits_sync::sandbox::SANDBOX_NOYO_CLIENT_ID.into(),
-        ),
-        (
-            "NOYO_CLIENT_SECRET",
-            benefits_sync::sandbox::SANDBOX_NOYO_CLIENT_SECRET.into(),
-        ),
-        ("IC_API_URL", format!("{base}/ic")),
-        (
-            "IC_API_TOKEN",
-            benefits_sync::sandbox::SANDBOX_IC_TOKEN.into(),
-        ),
-    ]
-}
-
 async fn remote_stats(base: &str) -> serde_json::Value {
     reqwest::get(format!("{base}/_sandbox/stats"))
         .await
@@ -112,7 +87,7 @@ async fn drill(sandbox_flags: &[&str], employers: usize, employees: usize) {
         },
     )
     .expect("generate");
-    let env = env(&sb.base);
+    let env = benefits_sync::sandbox::client_env(&sb.base);
     let f = files(dir.path());
     // Killed runs go slowly enough that every kill lands mid-job; the
     // final run goes fast.

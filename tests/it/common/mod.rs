@@ -32,19 +32,7 @@ pub fn fast_config() -> SandboxConfig {
 
 /// The environment that points the binary at `sb`.
 pub fn env_for(sb: &Sandbox) -> Vec<(&'static str, String)> {
-    vec![
-        ("KOTA_API_URL", sb.kota_url()),
-        ("KOTA_API_KEY", sandbox::SANDBOX_KOTA_KEY.into()),
-        ("NOYO_API_URL", sb.noyo_url()),
-        ("NOYO_TOKEN_URL", sb.noyo_token_url()),
-        ("NOYO_CLIENT_ID", sandbox::SANDBOX_NOYO_CLIENT_ID.into()),
-        (
-            "NOYO_CLIENT_SECRET",
-            sandbox::SANDBOX_NOYO_CLIENT_SECRET.into(),
-        ),
-        ("IC_API_URL", sb.ic_url()),
-        ("IC_API_TOKEN", sandbox::SANDBOX_IC_TOKEN.into()),
-    ]
+    sandbox::client_env(&sb.base_url())
 }
 
 /// Sum of every duplicate count the sandbox reports.
@@ -63,16 +51,7 @@ pub fn bin() -> PathBuf {
 pub fn command(dir: &Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(bin());
     c.current_dir(dir);
-    for k in [
-        "KOTA_API_URL",
-        "KOTA_API_KEY",
-        "NOYO_API_URL",
-        "NOYO_TOKEN_URL",
-        "NOYO_CLIENT_ID",
-        "NOYO_CLIENT_SECRET",
-        "IC_API_URL",
-        "IC_API_TOKEN",
-    ] {
+    for k in benefits_sync::apply::targets::ENV_VARS {
         c.env_remove(k);
     }
     c.kill_on_drop(true);

@@ -262,14 +262,10 @@ fn parse_row(
     // A ref that names one of the file's employers is valid by
     // construction: take that employer (and its shared ref) without parsing
     // a new copy. Anything else is parsed for its precise rejection.
-    let (employer_ref, employer) = match employers.get(row.raw(EMPLOYER_REF).trim()) {
-        Some(e) => (Some(()), Some(e)),
-        None => {
-            let r = row.required(EMPLOYER_REF, EmployerRef::parse);
-            let e = r.as_ref().and_then(|r| employer_of(row, employers, r));
-            (r.map(|_| ()), e)
-        }
-    };
+    let employer = employers.get(row.raw(EMPLOYER_REF).trim()).or_else(|| {
+        row.required(EMPLOYER_REF, EmployerRef::parse)
+            .and_then(|r| employer_of(row, employers, &r))
+    });
     let first_name = row.required(FIRST_NAME, Text::parse);
     let last_name = row.required(LAST_NAME, Text::parse);
     let email = row.required(EMAIL, Email::parse);
@@ -315,7 +311,6 @@ fn parse_row(
     if row.has_problem() {
         return None;
     }
-    employer_ref?;
     Some(Employee {
         employee_ref: employee_ref?,
         // The employers file's own ref: shared, not a copy per employee.

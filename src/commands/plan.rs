@@ -24,7 +24,7 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
             .name("read-employers".into())
             .spawn_scoped(scope, || plan::read_employers(&inputs.employers))
             .map_err(|e| AppError::Output(format!("cannot start a thread: {e}")))?;
-        let snap = store.snapshot();
+        let snap = store.planning_snapshot();
         let employers = match employers.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),

@@ -124,7 +124,10 @@ pub fn read_employees_as_of(
     let mut rejections = Vec::new();
     // Keyed by the employee's own (shared) ref: no second copy of a
     // million keys.
+    // Sized up front from the file (an employee row is rarely under 128
+    // bytes): growing a million-entry map rehashed it twenty times.
     let mut seen: FxHashMap<EmployeeRef, Seen> = FxHashMap::default();
+    seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
     // First occurrences already streamed, by line: (ref, line that repeats it).
     let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
     while let Some(loc) = src.next_record(&mut rec)? {

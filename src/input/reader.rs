@@ -128,6 +128,8 @@ pub(crate) struct CsvSource {
     lines_before: u64,
     /// Parser offset just after the previous record.
     prev_end: u64,
+    /// The file's size when opened: a hint for sizing what the rows fill.
+    pub len: u64,
 }
 
 impl CsvSource {
@@ -156,6 +158,7 @@ impl CsvSource {
             rdr,
             lines_before: 0,
             prev_end: 0,
+            len: meta.len(),
         })
     }
 

@@ -7,7 +7,9 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::model::{Address, ConnectionSpec, Employee, Employer, Metadata, Text};
+use chrono::{Datelike, NaiveDate};
+
+use crate::model::{Address, ConnectionSpec, CountryCode, Employee, Employer, Metadata, Text};
 use crate::state::Sections;
 
 /// Sections of an employer, in blob order.
@@ -84,8 +86,41 @@ fn metadata(h: &mut H, m: &Metadata) -> u64 {
     h.done()
 }
 
+/// A date as `YYYY-MM-DD` text (what its `Display` writes), without a
+/// heap string: a million employees' two dates were two million
+/// allocations. Dates from the exports have four-digit years; others take
+/// the slow path.
+struct Ymd([u8; 10]);
+
+impl Ymd {
+    fn of(d: NaiveDate) -> Result<Ymd, String> {
+        let y = d.year();
+        if !(0..=9999).contains(&y) {
+            return Err(d.to_string());
+        }
+        let mut b = *b"0000-00-00";
+        let digits = |b: &mut [u8], mut n: u32| {
+            for c in b.iter_mut().rev() {
+                *c = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        digits(&mut b[0..4], y as u32);
+        digits(&mut b[5..7], d.month());
+        digits(&mut b[8..10], d.day());
+        Ok(Ymd(b))
+    }
+}
+
+/// Hash `d` as its text: identical to hashing `d.to_string()`.
+fn date(h: &mut H, d: NaiveDate) -> &mut H {
+    match Ymd::of(d) {
+        Ok(Ymd(b)) => h.s(std::str::from_utf8(&b).expect("ascii digits")),
+        Err(text) => h.s(&text),
+    }
+}
+
 pub fn employer(seed: u64, e: &Employer) -> Sections {
-    let d = e.earliest_benefits_start_date.map(|d| d.to_string());
     Sections(
         vec![
             H::new(seed).s(e.legal_name.as_str()).done(),
@@ -95,7 +130,10 @@ pub fn employer(seed: u64, e: &Employer) -> Sections {
                 .s(e.contact.name.as_str())
                 .s(e.contact.email.as_str())
                 .done(),
-            H::new(seed).o(d.as_deref()).done(),
+            match e.earliest_benefits_start_date {
+                Some(d) => date(&mut H::new(seed), d).done(),
+                None => H::new(seed).o(None).done(),
+            },
             metadata(&mut H::new(seed), &e.metadata),
             H::new(seed).s(e.address.country.as_str()).done(),
         ]
@@ -104,9 +142,6 @@ pub fn employer(seed: u64, e: &Employer) -> Sections {
 }
 
 pub fn employee(seed: u64, e: &Employee) -> Sections {
-    let nationality = e.nationality.map(|c| c.as_str().to_owned());
-    let start = e.start_on.to_string();
-    let dob = e.date_of_birth.to_string();
     Sections(
         vec![
             H::new(seed)
@@ -116,11 +151,12 @@ pub fn employee(seed: u64, e: &Employee) -> Sections {
             H::new(seed).s(e.national_tax_id.expose()).done(),
             H::new(seed).s(e.email.as_str()).s(e.phone.as_str()).done(),
             address(&mut H::new(seed), &e.home_address),
-            H::new(seed).o(nationality.as_deref()).done(),
-            H::new(seed).s(&start).done(),
-            metadata(&mut H::new(seed), &e.metadata),
             H::new(seed)
-                .s(&dob)
+                .o(e.nationality.as_ref().map(CountryCode::as_str))
+                .done(),
+            date(&mut H::new(seed), e.start_on).done(),
+            metadata(&mut H::new(seed), &e.metadata),
+            date(&mut H::new(seed), e.date_of_birth)
                 .s(e.sex_at_birth.as_str())
                 .s(e.home_address.country.as_str())
                 .done(),
@@ -152,4 +188,37 @@ pub fn changed(names: &[&'static str], old: &Sections, new: &Sections) -> Vec<&'
         .filter(|(i, _)| old.0.get(*i) != new.0.get(*i) || old.0.len() != new.0.len())
         .map(|(_, n)| *n)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fingerprints recorded by earlier releases hashed `to_string()`:
+    /// the stack copy must give the same text, or every employee would
+    /// look changed after an upgrade.
+    #[test]
+    fn dates_hash_as_their_display_text() {
+        let mut d = NaiveDate::from_ymd_opt(1899, 12, 25).unwrap();
+        let end = NaiveDate::from_ymd_opt(2101, 1, 3).unwrap();
+        while d <= end {
+            let Ymd(b) = Ymd::of(d).unwrap();
+            assert_eq!(std::str::from_utf8(&b).unwrap(), d.to_string());
+            d = d.succ_opt().unwrap();
+        }
+        for d in [
+            NaiveDate::from_ymd_opt(0, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(999, 2, 3).unwrap(),
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+        ] {
+            let Ymd(b) = Ymd::of(d).unwrap();
+            assert_eq!(std::str::from_utf8(&b).unwrap(), d.to_string());
+        }
+        let far = NaiveDate::from_ymd_opt(10000, 1, 1).unwrap();
+        assert_eq!(Ymd::of(far).err(), Some(far.to_string()));
+        let hash = |d: NaiveDate| date(&mut H::new(7), d).done();
+        let text = |d: NaiveDate| H::new(7).s(&d.to_string()).done();
+        assert_eq!(hash(end), text(end));
+        assert_eq!(hash(far), text(far));
+    }
 }

@@ -140,6 +140,9 @@ impl<'a> Planner<'a> {
             seen: FxHashSet::default(),
             valid_employees: 0,
         };
+        // At most every synced employee is seen: one allocation instead of
+        // a million-entry set grown by rehashing.
+        p.seen.reserve(snap.employees.len());
         for (er, n) in snap.kota_groups.keys() {
             p.state_groups.entry(er).or_default().push(n);
         }

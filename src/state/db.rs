@@ -175,7 +175,7 @@ fn bump_version(tx: &Transaction) -> rusqlite::Result<()> {
 }
 
 /// Read the whole state into memory for planning.
-pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
+pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Snapshot> {
     let mut snap = Snapshot {
         version: version(conn)?,
         fp_seed: get_meta(conn, "fp_seed")?
@@ -242,68 +242,138 @@ pub fn load_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
             snap.connections.insert((e, c), v);
         }
     }
-    // Employees first, then their memberships attached by lookup: no
-    // intermediate map of a million owned keys. Employer refs and group names
-    // are shared with the rest of the snapshot rather than copied per row.
-    let mut st =
-        conn.prepare("SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees")?;
+    // Employees and their memberships come in two scans ordered by
+    // employee ref (both tables are clustered on it, so the order is free)
+    // and are merged: each employee takes the membership rows that carry
+    // its ref, already sorted by group, with no lookup and no second map.
+    // Employer refs and group names are shared with the rest of the
+    // snapshot rather than copied per row.
+    let mut st = conn.prepare(
+        "SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees
+         ORDER BY employee_ref",
+    )?;
     let mut rows = st.query([])?;
+    let mut mst = conn.prepare(
+        "SELECT employee_ref, group_name, status, reasons FROM memberships
+         ORDER BY employee_ref, group_name",
+    )?;
+    let mut memberships = MembershipCursor::start(mst.query([])?)?;
     snap.employees.reserve(count_rows(conn, "employees")?);
     while let Some(r) = rows.next()? {
+        let raw = r.get_ref(0)?.as_str()?;
         let (Ok(key), Some(er)) = (
-            EmployeeRef::parse(r.get_ref(0)?.as_str()?),
+            EmployeeRef::parse(raw),
             shared_employer(&snap.employers, r.get_ref(1)?.as_str()?),
         ) else {
             continue;
         };
-        snap.employees.insert(
-            key,
-            EmployeeSnap {
-                employer_ref: er,
-                kota_id: r.get(2)?,
-                fp: Sections::from_blob(r.get_ref(3)?.as_blob()?),
-                offboarded: r.get(4)?,
-                memberships: Vec::new(),
+        let mut e = EmployeeSnap {
+            employer_ref: er,
+            kota_id: match ids {
+                EmployeeIds::Load => r.get(2)?,
+                EmployeeIds::Skip => String::new(),
             },
-        );
-    }
-    let mut names: FxHashMap<Box<str>, GroupName> = FxHashMap::default();
-    let mut st =
-        conn.prepare("SELECT employee_ref, group_name, status, reasons FROM memberships")?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        let Some(e) = snap.employees.get_mut(r.get_ref(0)?.as_str()?) else {
-            continue;
+            fp: Sections::from_blob(r.get_ref(3)?.as_blob()?),
+            offboarded: r.get(4)?,
+            memberships: Vec::new(),
         };
-        let g = r.get_ref(1)?.as_str()?;
-        let g = match names.get(g) {
-            Some(n) => n.clone(),
-            None => match GroupName::parse(g) {
-                Ok(n) => names.entry(g.into()).or_insert(n).clone(),
-                Err(_) => continue,
-            },
-        };
-        let state = if r.get_ref(2)?.as_str()? == "added" {
-            MembershipState::Added
-        } else {
-            // Stored as "code1,code2|YYYY-MM-DD".
-            let reasons: String = r.get::<_, Option<String>>(3)?.unwrap_or_default();
-            let (codes, checked) = match reasons.split_once('|') {
-                Some((c, d)) => (
-                    c.to_owned(),
-                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok(),
-                ),
-                None => (reasons, None),
-            };
-            MembershipState::ineligible(codes, checked)
-        };
-        e.memberships.push((g, state));
-    }
-    for e in snap.employees.values_mut() {
-        e.memberships.sort_by(|a, b| a.0.cmp(&b.0));
-        e.memberships.shrink_to_fit();
+        memberships.take_for(raw, &mut e.memberships)?;
+        snap.employees.insert(key, e);
     }
     Ok(snap)
+}
+
+/// Whether a snapshot carries each employee's Kota id. Apply needs them
+/// (an employee's later operations name it); planning only asks whether an
+/// employee was synced, and a million ids are a million allocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmployeeIds {
+    Load,
+    Skip,
+}
+
+/// The memberships scan, ordered by (employee ref, group name), read one
+/// row ahead so that each employee can take the rows that are its own.
+struct MembershipCursor<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The employee ref of the row read ahead; meaningless once `done`.
+    employee: String,
+    /// The row read ahead, or `None` if its group name no longer parses.
+    item: Option<(GroupName, MembershipState)>,
+    done: bool,
+    /// One shared copy of each group name.
+    names: FxHashMap<Box<str>, GroupName>,
+}
+
+impl<'s> MembershipCursor<'s> {
+    fn start(rows: rusqlite::Rows<'s>) -> rusqlite::Result<Self> {
+        let mut c = MembershipCursor {
+            rows,
+            employee: String::new(),
+            item: None,
+            done: false,
+            names: FxHashMap::default(),
+        };
+        c.advance()?;
+        Ok(c)
+    }
+
+    fn advance(&mut self) -> rusqlite::Result<()> {
+        let Some(r) = self.rows.next()? else {
+            self.done = true;
+            return Ok(());
+        };
+        self.employee.clear();
+        self.employee.push_str(r.get_ref(0)?.as_str()?);
+        let g = r.get_ref(1)?.as_str()?;
+        let name = match self.names.get(g) {
+            Some(n) => Some(n.clone()),
+            None => GroupName::parse(g)
+                .ok()
+                .map(|n| self.names.entry(g.into()).or_insert(n).clone()),
+        };
+        self.item = match name {
+            None => None,
+            Some(name) => {
+                let state = if r.get_ref(2)?.as_str()? == "added" {
+                    MembershipState::Added
+                } else {
+                    // Stored as "code1,code2|YYYY-MM-DD".
+                    let reasons: String = r.get::<_, Option<String>>(3)?.unwrap_or_default();
+                    let (codes, checked) = match reasons.split_once('|') {
+                        Some((c, d)) => (
+                            c.to_owned(),
+                            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok(),
+                        ),
+                        None => (reasons, None),
+                    };
+                    MembershipState::ineligible(codes, checked)
+                };
+                Some((name, state))
+            }
+        };
+        Ok(())
+    }
+
+    /// Move the memberships of `employee` into `out` (sorted by group, as
+    /// the scan gives them), skipping rows of refs before it: those belong
+    /// to employees the snapshot left out.
+    fn take_for(
+        &mut self,
+        employee: &str,
+        out: &mut Vec<(GroupName, MembershipState)>,
+    ) -> rusqlite::Result<()> {
+        while !self.done {
+            match self.employee.as_str().cmp(employee) {
+                std::cmp::Ordering::Greater => break,
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => out.extend(self.item.take()),
+            }
+            self.advance()?;
+        }
+        out.shrink_to_fit();
+        Ok(())
+    }
 }
 
 /// Rows in `table`, to size a map before filling it.
@@ -369,13 +439,19 @@ pub fn journal_finish(
     run_id: i64,
     now: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    if status == JournalStatus::Done {
+        // The effect (below, same transaction) is the record of a done
+        // operation; its journal row would be history nobody reads.
+        tx.execute("DELETE FROM journal WHERE op_key = ?1", params![op_key])?;
+    } else {
+        tx.execute(
         "INSERT INTO journal(op_key, kind, idem_key, fp, status, attempts, run_id, first_sent, updated, error)
          VALUES (?1, ?2, '', '', ?3, 0, ?4, ?5, ?5, ?6)
          ON CONFLICT(op_key) DO UPDATE SET status = excluded.status, run_id = excluded.run_id,
             updated = excluded.updated, error = excluded.error",
         params![op_key, kind, status.as_str(), run_id, now, error],
     )?;
+    }
     if let Some(effect) = effect {
         apply_effect(tx, effect)?;
         bump_version(tx)?;
@@ -696,4 +772,54 @@ pub fn connections(conn: &Connection) -> rusqlite::Result<Vec<ConnectionRow>> {
         })
     })?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The merge of the two ordered scans: each employee gets exactly its
+    /// own memberships, sorted, whatever lies between (memberships of
+    /// refs without an employee row, or of rows the snapshot skips).
+    #[test]
+    fn memberships_merge_onto_their_employees() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
+             INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES
+                ('E1', 'ER1', 'ee_1', x''), ('E3', 'ER1', 'ee_3', x''),
+                ('E5', '', 'ee_5', x''), ('E6', 'ER1', 'ee_6', x'');
+             INSERT INTO memberships(employee_ref, group_name, status, reasons) VALUES
+                ('E0', 'A', 'added', NULL), ('E1', 'B', 'added', NULL),
+                ('E1', 'A', 'ineligible', 'not_started|2026-11-01'),
+                ('E2', 'A', 'added', NULL), ('E3', 'C', 'added', NULL),
+                ('E5', 'A', 'added', NULL), ('E6', ' ', 'added', NULL),
+                ('E6', 'D', 'added', NULL), ('E9', 'A', 'added', NULL);",
+        )
+        .unwrap();
+        let snap = load_snapshot(&conn, EmployeeIds::Load).unwrap();
+        let groups = |e: &str| -> Vec<String> {
+            snap.employees[e]
+                .memberships
+                .iter()
+                .map(|(g, _)| g.to_string())
+                .collect()
+        };
+        assert_eq!(snap.employees.len(), 3, "E5's employer ref is invalid");
+        assert_eq!(groups("E1"), ["A", "B"]);
+        assert_eq!(
+            snap.employees["E1"].memberships[0].1,
+            MembershipState::ineligible(
+                "not_started".into(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+            )
+        );
+        assert_eq!(groups("E3"), ["C"]);
+        assert_eq!(groups("E6"), ["D"], "an invalid group name is skipped");
+        assert_eq!(snap.employees["E3"].kota_id, "ee_3");
+        let plan = load_snapshot(&conn, EmployeeIds::Skip).unwrap();
+        assert_eq!(plan.employees["E3"].kota_id, "");
+        assert_eq!(plan.employees["E1"].memberships.len(), 2);
+    }
 }

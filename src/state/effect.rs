@@ -63,7 +63,8 @@ pub enum JournalStatus {
     /// Recorded before the first send; no outcome known. After a crash this
     /// means "may have reached the server": creates look up before retrying.
     InFlight,
-    /// Succeeded; its effect is in the state.
+    /// Succeeded; its effect is in the state. Never stored: finishing an
+    /// operation as done deletes its row, and the effect is its record.
     Done,
     /// Refused by the server (a 4xx other than 429): nothing was created.
     Failed,

@@ -170,8 +170,15 @@ impl Store {
             .map_err(|e| StateError::Corrupt(path, e))
     }
 
+    /// The whole state, remote ids included, as apply needs it.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
-        self.call(|c| db::load_snapshot(c))
+        self.call(|c| db::load_snapshot(c, db::EmployeeIds::Load))
+    }
+
+    /// The state as planning needs it: employees' Kota ids are left empty
+    /// (a plan only asks whether an employee was synced).
+    pub fn planning_snapshot(&self) -> Result<Snapshot, StateError> {
+        self.call(|c| db::load_snapshot(c, db::EmployeeIds::Skip))
     }
 
     pub async fn uncertain_ops(&self) -> Result<HashSet<String>, StateError> {

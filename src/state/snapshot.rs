@@ -84,7 +84,8 @@ impl MembershipState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmployeeSnap {
     pub employer_ref: EmployerRef,
-    /// Kota's `ee_` id.
+    /// Kota's `ee_` id; empty in a planning snapshot
+    /// ([`crate::state::Store::planning_snapshot`]).
     pub kota_id: String,
     pub fp: Sections,
     pub offboarded: bool,

@@ -44,9 +44,10 @@ fn json(o: &std::process::Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
-/// The v1 tables whose rows v2 keeps exactly (runs loses only its copy of
-/// the request figures, checked separately).
-const KEPT: [&str; 9] = [
+/// The v1 tables whose rows the migrations keep exactly (runs loses only
+/// its copy of the request figures, and the journal its done rows: both
+/// checked separately).
+const KEPT: [&str; 8] = [
     "meta",
     "employers",
     "kota_groups",
@@ -54,12 +55,25 @@ const KEPT: [&str; 9] = [
     "connections",
     "employees",
     "memberships",
-    "journal",
     "run_lock",
 ];
 
+/// The journal's rows as [`dump`] gives them, with their status.
+fn journal(db: &Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT status FROM journal ORDER BY op_key, kind")
+        .unwrap();
+    let statuses: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    statuses.into_iter().zip(dump(db, &["journal"])).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_v1_state_migrates_to_v2_keeps_its_data_and_syncs_as_before() {
+async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for f in ["employers.csv", "employees.csv"] {
@@ -81,10 +95,25 @@ async fn a_v1_state_migrates_to_v2_keeps_its_data_and_syncs_as_before() {
         c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .unwrap();
         c.execute_batch(&sql).unwrap();
+        // A refused operation, as a v1 run would have left it: the v1 sync
+        // finished every operation, and open rows must survive v3.
+        c.execute(
+            "INSERT INTO journal VALUES ('employee.create|EE00000099', 'employee.create', \
+             'idem-99', 'fp-99', 'failed', 1, 3, '2026-11-20T10:00:00Z', \
+             '2026-11-20T10:00:01Z', 'HTTP 422: invalid_field')",
+            [],
+        )
+        .unwrap();
     }
     assert_eq!(user_version(&state), 1);
     let before = dump(&state, &KEPT);
-    assert!(before.len() > 40, "the fixture has rows: {before:?}");
+    assert!(before.len() > 20, "the fixture has rows: {before:?}");
+    let journal_before = journal(&state);
+    assert!(
+        journal_before.iter().any(|(s, _)| s == "done")
+            && journal_before.iter().any(|(s, _)| s != "done"),
+        "the fixture's journal has done and other rows: {journal_before:?}"
+    );
 
     // `status` opens it: the migration runs, the v1 request figures are
     // now per target, and the runs a v1 build recorded without figures
@@ -92,12 +121,19 @@ async fn a_v1_state_migrates_to_v2_keeps_its_data_and_syncs_as_before() {
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st, "--format", "json"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(user_version(&state), 2);
+    assert_eq!(user_version(&state), 3);
     assert_eq!(
         dump(&state, &KEPT),
         before,
         "v1 rows changed by the migration"
     );
+    // v3 keeps no done journal rows (their effects are the record); every
+    // other row is kept as it was.
+    let open: Vec<_> = journal_before
+        .into_iter()
+        .filter(|(s, _)| s != "done")
+        .collect();
+    assert_eq!(journal(&state), open, "open journal rows changed");
     let s = json(&out);
     assert_eq!(s["state_version"], 27, "{s}");
     let runs = s["runs"].as_array().unwrap();

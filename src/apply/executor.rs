@@ -302,7 +302,7 @@ impl Executor {
             (OpKind::EmployerUpdate, Subject::Employer(er)) => {
                 let e = self.employer(er)?;
                 let id = self.kota_employer_id(er)?;
-                self.kota()?.update_employer(&id, e, &op.changes).await?;
+                self.kota()?.update_employer(&id, e, &op.changes()).await?;
                 Ok(Done {
                     effect: Effect::Employer {
                         employer_ref: er.clone(),
@@ -369,7 +369,7 @@ impl Executor {
             (OpKind::EmployeeUpdate, Subject::Employee(er, ee)) => {
                 let e = self.employee(ee)?;
                 let id = self.kota_employee_id(ee)?;
-                self.kota()?.update_employee(&id, e, &op.changes).await?;
+                self.kota()?.update_employee(&id, e, &op.changes()).await?;
                 Ok(Done {
                     effect: Effect::Employee {
                         employee_ref: ee.clone(),

@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use chrono::{Datelike, NaiveDate};
 
+use super::op::Changes;
 use crate::model::{Address, ConnectionSpec, CountryCode, Employee, Employer, Metadata, Text};
 use crate::state::Sections;
 
@@ -21,6 +22,8 @@ pub const EMPLOYER_SECTIONS: [&str; 6] = [
     "earliest_benefits_start_date",
     "metadata",
 ];
+/// Index of the employer's address section.
+pub const LEGAL_ADDRESS: usize = 2;
 /// Index of the section Kota cannot update: the address's country.
 pub const EMPLOYER_COUNTRY: usize = 6;
 
@@ -34,6 +37,8 @@ pub const EMPLOYEE_SECTIONS: [&str; 7] = [
     "start_on",
     "metadata",
 ];
+/// Index of the employee's address section.
+pub const HOME_ADDRESS: usize = 3;
 /// Index of the section of values Kota cannot update (date of birth, sex at
 /// birth, address country).
 pub const EMPLOYEE_FIXED: usize = 7;
@@ -179,15 +184,13 @@ pub fn connection(seed: u64, employer: &Employer, c: &ConnectionSpec) -> Section
     )
 }
 
-/// The sections of `new` that differ from `old`, by name. An old blob of
-/// another length (an older release's layout) counts as all changed.
-pub fn changed(names: &[&'static str], old: &Sections, new: &Sections) -> Vec<&'static str> {
-    names
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| old.0.get(*i) != new.0.get(*i) || old.0.len() != new.0.len())
-        .map(|(_, n)| *n)
-        .collect()
+/// The sections of `new` that differ from `old`, as bits over `names`. An
+/// old blob of another length (an older release's layout) counts as all
+/// changed.
+pub fn changed(names: &[&'static str], old: &Sections, new: &Sections) -> Changes {
+    (0..names.len())
+        .filter(|i| old.0.get(*i) != new.0.get(*i) || old.0.len() != new.0.len())
+        .fold(Changes::NONE, Changes::with)
 }
 
 #[cfg(test)]

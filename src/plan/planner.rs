@@ -14,9 +14,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::fingerprint::{
-    self, EMPLOYEE_FIXED, EMPLOYEE_SECTIONS, EMPLOYER_COUNTRY, EMPLOYER_SECTIONS,
+    self, EMPLOYEE_FIXED, EMPLOYEE_SECTIONS, EMPLOYER_COUNTRY, EMPLOYER_SECTIONS, HOME_ADDRESS,
+    LEGAL_ADDRESS,
 };
-use super::op::{Deps, OpKind, Operation, Subject};
+use super::op::{Changes, Deps, OpKind, Operation, Subject};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
 use crate::state::{MembershipState, Sections, Snapshot};
@@ -193,7 +194,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::EmployerCreate,
                     subject: Subject::Employer(er.clone()),
                     fp,
-                    changes: Box::default(),
+                    changes: Changes::NONE,
                     deps: Deps::NONE,
                     note: None,
                 });
@@ -207,8 +208,8 @@ impl<'a> Planner<'a> {
                 {
                     // Kota updates addresses without their country: keep the
                     // old address (and its fingerprint) and say so.
-                    changes.retain(|c| *c != "legal_address");
-                    record.0[2] = old.fp.0[2];
+                    changes = changes.without(LEGAL_ADDRESS);
+                    record.0[LEGAL_ADDRESS] = old.fp.0[LEGAL_ADDRESS];
                     record.0[EMPLOYER_COUNTRY] = old.fp.0[EMPLOYER_COUNTRY];
                     self.body.findings.push(Finding {
                         kind: FindingKind::ImmutableChange,
@@ -221,7 +222,7 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployerUpdate,
                         subject: Subject::Employer(er.clone()),
                         fp: record,
-                        changes: changes.into(),
+                        changes,
                         deps: Deps::NONE,
                         note: None,
                     });
@@ -236,7 +237,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::GroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
                     fp: Sections::default(),
-                    changes: Box::default(),
+                    changes: Changes::NONE,
                     deps: employer_dep,
                     note: None,
                 });
@@ -247,7 +248,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::IcGroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
                     fp: Sections::default(),
-                    changes: Box::default(),
+                    changes: Changes::NONE,
                     deps: Deps::NONE,
                     note: None,
                 });
@@ -297,7 +298,7 @@ impl<'a> Planner<'a> {
                         kind: OpKind::ConnectionCreate,
                         subject: Subject::Connection(er.clone(), c.carrier_id),
                         fp,
-                        changes: Box::default(),
+                        changes: Changes::NONE,
                         deps,
                         note: Some(note.into()),
                     });
@@ -312,7 +313,7 @@ impl<'a> Planner<'a> {
                             kind: OpKind::ConnectionRetry,
                             subject: Subject::Connection(er.clone(), c.carrier_id),
                             fp,
-                            changes: Box::default(),
+                            changes: Changes::NONE,
                             deps: Deps::NONE,
                             note: Some("Noyo reported unable_to_connect".into()),
                         });
@@ -385,7 +386,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::EmployeeCreate,
                     subject: subject.clone(),
                     fp,
-                    changes: Box::default(),
+                    changes: Changes::NONE,
                     deps,
                     note: None,
                 }));
@@ -417,8 +418,8 @@ impl<'a> Planner<'a> {
                     // Date of birth, sex at birth and address country cannot
                     // be updated in Kota. The address is left as it was when
                     // the country moved; the finding repeats until resolved.
-                    changes.retain(|c| *c != "home_address");
-                    record.0[3] = old.fp.0[3];
+                    changes = changes.without(HOME_ADDRESS);
+                    record.0[HOME_ADDRESS] = old.fp.0[HOME_ADDRESS];
                     record.0[EMPLOYEE_FIXED] = old.fp.0[EMPLOYEE_FIXED];
                     self.body.findings.push(Finding {
                         kind: FindingKind::ImmutableChange,
@@ -431,7 +432,7 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployeeUpdate,
                         subject: subject.clone(),
                         fp: record,
-                        changes: changes.into(),
+                        changes,
                         deps: Deps::NONE,
                         note: None,
                     });
@@ -492,7 +493,7 @@ impl<'a> Planner<'a> {
                     kind: OpKind::MembershipAdd,
                     subject: Subject::Membership(er.clone(), e.employee_ref.clone(), g.clone()),
                     fp: Sections::default(),
-                    changes: Box::default(),
+                    changes: Changes::NONE,
                     deps,
                     note,
                 });
@@ -504,7 +505,7 @@ impl<'a> Planner<'a> {
                 kind: OpKind::EmployeeOffboard,
                 subject,
                 fp: Sections::default(),
-                changes: Box::default(),
+                changes: Changes::NONE,
                 deps: Deps::of(create),
                 note: Some(format!("end_on {end}").into()),
             });
@@ -616,7 +617,7 @@ impl<'a> Planner<'a> {
                         kind: OpKind::EmployeeOffboard,
                         subject: Subject::Employee(er.clone(), ee.clone()),
                         fp: Sections::default(),
-                        changes: Box::default(),
+                        changes: Changes::NONE,
                         deps: Deps::NONE,
                         note: Some(format!("missing from export; offboarded on {}", self.ctx.today).into()),
                     });

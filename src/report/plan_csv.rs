@@ -29,7 +29,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
             Subject::Connection(_, c) => c.to_string(),
             _ => String::new(),
         };
-        let mut detail = op.changes.join(";");
+        let mut detail = op.changes().join(";");
         if let Some(n) = &op.note {
             if !detail.is_empty() {
                 detail.push(' ');

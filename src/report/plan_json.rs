@@ -57,7 +57,7 @@ struct Op<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     carrier_id: Option<String>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    changes: &'a [&'static str],
+    changes: Vec<&'static str>,
     depends_on: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'a str>,
@@ -120,7 +120,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
                     Subject::Connection(_, c) => Some(c.to_string()),
                     _ => None,
                 },
-                changes: &o.changes,
+                changes: o.changes(),
                 depends_on: o.deps.iter().map(|d| keys[*d as usize].clone()).collect(),
                 note: o.note.as_deref(),
             })

@@ -44,7 +44,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "| target | operation | subject | details |")?;
         writeln!(out, "|---|---|---|---|")?;
         for op in &plan.operations {
-            let mut details = op.changes.join(", ");
+            let mut details = op.changes().join(", ");
             if let Some(n) = &op.note {
                 if !details.is_empty() {
                     details.push_str("; ");

@@ -55,7 +55,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
                 Subject::Membership(_, ee, g) => write!(out, "employee {ee} to group '{g}'"),
             }?;
             if !op.changes.is_empty() {
-                write!(out, " (changes: {})", op.changes.join(", "))?;
+                write!(out, " (changes: {})", op.changes().join(", "))?;
             }
             if let Some(n) = &op.note {
                 write!(out, " [{n}]")?;

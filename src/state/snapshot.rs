@@ -1,6 +1,8 @@
 //! What the planner knows of the remote world: an in-memory copy of the
 //! state tables, read once at the start of a command.
 
+use thin_vec::ThinVec;
+
 use crate::fxhash::FxHashMap;
 
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
@@ -8,9 +10,10 @@ use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
 /// Content fingerprints, one 64-bit salted hash per section of an object
 /// (e.g. an employee's address, contact, metadata). Sections let an update
 /// name what changed and send only that, without the state holding any of
-/// the values.
+/// the values. A thin vector (one word, no allocation when empty): a plan
+/// holds one per operation, millions of them, and most are empty.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Sections(pub Box<[u64]>);
+pub struct Sections(pub ThinVec<u64>);
 
 impl Sections {
     pub fn to_blob(&self) -> Vec<u8> {

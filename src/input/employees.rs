@@ -352,7 +352,7 @@ fn employer_of<'e>(
         );
         return None;
     }
-    let found = employers.get(r);
+    let found = employers.get(r.as_str());
     if found.is_none() {
         row.fail(
             EMPLOYER_REF,

@@ -105,7 +105,11 @@ pub struct Employers {
 impl Employers {
     /// The employer with this ref.
     pub fn get(&self, r: &str) -> Option<&Employer> {
-        self.index.get(r).map(|&i| &self.employers[i as usize])
+        self.position(r).map(|i| &self.employers[i as usize])
+    }
+    /// Where the employer with this ref is in `employers`.
+    pub fn position(&self, r: &str) -> Option<u32> {
+        self.index.get(r).copied()
     }
 }
 
@@ -258,13 +262,19 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
 /// fifty thousand employers' names were scattered over the heap and each
 /// comparison missed the cache (a tenth of a million-row plan); a few
 /// shared names stay cached.
+/// Then pin them, and the employers' refs, for the run (see
+/// [`GroupName::pin`]).
 fn intern_group_names(employers: &mut [Employer]) {
     let mut names: FxHashSet<GroupName> = FxHashSet::default();
-    for g in employers.iter_mut().flat_map(|e| e.groups.iter_mut()) {
-        match names.get(&g.name) {
-            Some(n) => g.name = n.clone(),
-            None => {
-                names.insert(g.name.clone());
+    for e in employers.iter_mut() {
+        e.employer_ref.pin();
+        for g in e.groups.iter_mut() {
+            match names.get(&g.name) {
+                Some(n) => g.name = n.clone(),
+                None => {
+                    g.name.pin();
+                    names.insert(g.name.clone());
+                }
             }
         }
     }
@@ -619,7 +629,7 @@ mod tests {
         let e = read(&body);
         assert_eq!(rules(&e), vec![]);
         assert_eq!(e.rows, 4);
-        let a = e.get(&EmployerRef::parse("A").unwrap()).unwrap();
+        let a = e.get("A").unwrap();
         let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["Dental", "Health"]);
         assert_eq!(a.connections.len(), 1);
@@ -628,7 +638,7 @@ mod tests {
             "123456789"
         );
         assert_eq!(a.line, 2);
-        let b = e.get(&EmployerRef::parse("B").unwrap()).unwrap();
+        let b = e.get("B").unwrap();
         assert!(b.groups.is_empty() && b.connections.is_empty());
     }
 

@@ -1,7 +1,5 @@
 //! `benefits-sync plan`: the dry run.
 
-use std::io::Write;
-
 use super::{as_of, open_store, state_path, AppError, EXIT_CHANGES, EXIT_INVALID_STRICT, EXIT_OK};
 use crate::cli::PlanArgs;
 use crate::plan::{self, PlanContext, SavedPlan};
@@ -56,12 +54,12 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
                 |e| AppError::Output(format!("cannot write report {}: {e}", path.display())),
             )
         }
-        None => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            report::render(&plan, args.format, &mut out)
-                .and_then(|()| out.flush())
-                .map_err(|e| AppError::Output(e.to_string()))
-        }
+        None => report::BackgroundWriter::new(std::io::stdout())
+            .and_then(|mut out| {
+                report::render(&plan, args.format, &mut out)?;
+                out.finish()
+            })
+            .map_err(|e| AppError::Output(e.to_string())),
     };
     rendered?;
     tracing::debug!(

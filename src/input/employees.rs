@@ -14,8 +14,8 @@ use super::row::{AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::fxhash::FxHashMap;
 use crate::model::{
-    epoch_1900, parse_date, CountryCode, E164Phone, Email, Employee, EmployeeRef, Employer,
-    EmployerRef, GroupName, Rule, SexAtBirth, TaxId, Text,
+    epoch_1900, parse_date, CountryCode, E164Phone, Email, Employee, EmployeeRef, EmployerRef,
+    GroupName, Rule, SexAtBirth, TaxId, Text,
 };
 
 const EMPLOYEE_REF: usize = 0;
@@ -265,10 +265,12 @@ fn parse_row(
     // A ref that names one of the file's employers is valid by
     // construction: take that employer (and its shared ref) without parsing
     // a new copy. Anything else is parsed for its precise rejection.
-    let employer = employers.get(row.raw(EMPLOYER_REF).trim()).or_else(|| {
-        row.required(EMPLOYER_REF, EmployerRef::parse)
-            .and_then(|r| employer_of(row, employers, &r))
-    });
+    let employer = employers
+        .position(row.raw(EMPLOYER_REF).trim())
+        .or_else(|| {
+            row.required(EMPLOYER_REF, EmployerRef::parse)
+                .and_then(|r| employer_of(row, employers, &r))
+        });
     let first_name = row.required(FIRST_NAME, Text::parse);
     let last_name = row.required(LAST_NAME, Text::parse);
     let email = row.required(EMAIL, Email::parse);
@@ -280,7 +282,7 @@ fn parse_row(
     let home_address = row.address(&ADDRESS);
     let nationality = row.optional(NATIONALITY, CountryCode::parse);
     let end_on = row.optional(END_ON, parse_date);
-    let groups = groups(row, employer);
+    let groups = groups(row, employers, employer);
     let metadata = row.metadata();
 
     let epoch = epoch_1900();
@@ -317,7 +319,7 @@ fn parse_row(
     Some(Employee {
         employee_ref: employee_ref?,
         // The employers file's own ref: shared, not a copy per employee.
-        employer_ref: employer?.employer_ref.clone(),
+        employer_ref: employers.ref_at(employer?).clone(),
         first_name: first_name?,
         last_name: last_name?,
         email: email?,
@@ -336,11 +338,8 @@ fn parse_row(
 }
 
 /// The employee's employer, or a rejection saying why there is none.
-fn employer_of<'e>(
-    row: &mut Row<'_>,
-    employers: &'e Employers,
-    r: &EmployerRef,
-) -> Option<&'e Employer> {
+/// The position of the employee's employer, or why there is none.
+fn employer_of(row: &mut Row<'_>, employers: &Employers, r: &EmployerRef) -> Option<u32> {
     if employers.rejected.contains(r) {
         row.fail(
             EMPLOYER_REF,
@@ -352,7 +351,7 @@ fn employer_of<'e>(
         );
         return None;
     }
-    let found = employers.get(r.as_str());
+    let found = employers.position(r.as_str());
     if found.is_none() {
         row.fail(
             EMPLOYER_REF,
@@ -366,16 +365,21 @@ fn employer_of<'e>(
 /// The `;`-separated groups, each a group of the employee's employer;
 /// sorted and unique. Unchecked against the employer if it is unknown (that
 /// is reported on employer_ref).
-fn groups(row: &mut Row<'_>, employer: Option<&Employer>) -> Option<Vec<GroupName>> {
+fn groups(
+    row: &mut Row<'_>,
+    employers: &Employers,
+    employer: Option<u32>,
+) -> Option<Vec<GroupName>> {
     let raw = row.raw(GROUPS);
     let mut out = Vec::new();
     for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         // A name the employer declares was validated with the employer: take
         // the employer's own (shared) name instead of a new copy per row.
-        if let Some(spec) = employer.and_then(|e| e.group_named(part)) {
-            out.push(spec.name.clone());
+        if let Some(name) = employer.and_then(|at| employers.group_at(at, part)) {
+            out.push(name.clone());
             continue;
         }
+        let employer = employer.map(|at| &employers.employers[at as usize]);
         let name = match GroupName::parse(part) {
             Ok(n) => n,
             Err(v) => {

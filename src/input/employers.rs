@@ -100,6 +100,14 @@ pub struct Employers {
     /// plan. Keys are inline strings (refs up to 24 bytes live in the table
     /// itself), so a lookup reads no scattered heap copy of the key.
     index: FxHashMap<CompactString, u32>,
+    /// Each employer's ref, by position: what an employee row takes from
+    /// its employer, packed apart from the large `Employer` records so that
+    /// a million random lookups stay in cache.
+    refs: Vec<EmployerRef>,
+    /// Each employer's group names, sorted, in one flat list: employer `i`'s
+    /// are `group_names[group_start[i]..group_start[i + 1]]`.
+    group_names: Vec<GroupName>,
+    group_start: Vec<u32>,
 }
 
 impl Employers {
@@ -110,6 +118,20 @@ impl Employers {
     /// Where the employer with this ref is in `employers`.
     pub fn position(&self, r: &str) -> Option<u32> {
         self.index.get(r).copied()
+    }
+    /// The ref of the employer at `at` (a [`Employers::position`]).
+    pub fn ref_at(&self, at: u32) -> &EmployerRef {
+        &self.refs[at as usize]
+    }
+    /// The group of the employer at `at` spelt exactly `name`.
+    pub fn group_at(&self, at: u32, name: &str) -> Option<&GroupName> {
+        let at = at as usize;
+        let names =
+            &self.group_names[self.group_start[at] as usize..self.group_start[at + 1] as usize];
+        names
+            .binary_search_by(|g| g.as_str().cmp(name))
+            .ok()
+            .map(|i| &names[i])
     }
 }
 
@@ -246,8 +268,18 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         .enumerate()
         .map(|(i, e)| (CompactString::from(e.employer_ref.as_str()), i as u32))
         .collect();
+    let mut group_start = Vec::with_capacity(employers.len() + 1);
+    let mut group_names = Vec::new();
+    for e in &employers {
+        group_start.push(group_names.len() as u32);
+        group_names.extend(e.groups.iter().map(|g| g.name.clone()));
+    }
+    group_start.push(group_names.len() as u32);
     Ok(Employers {
         index,
+        refs: employers.iter().map(|e| e.employer_ref.clone()).collect(),
+        group_names,
+        group_start,
         employers,
         rejected,
         rejections,

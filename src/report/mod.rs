@@ -4,6 +4,7 @@
 //! ids) and never carry personal data: a reviewer sees what will be done to
 //! whom by ref, and the payroll system shows who that is.
 
+mod background;
 pub mod plan_csv;
 pub mod plan_json;
 pub mod plan_markdown;
@@ -15,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::plan::{FindingKind, OpKind, Plan, Target};
+pub use background::BackgroundWriter;
 
 /// Output formats of `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +73,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Stream a file readable by its owner only: `fill` writes through a
-/// buffer into a temporary file beside `path`, which replaces `path` only
+/// buffer (written out by a second thread, [`BackgroundWriter`]) into a
+/// temporary file beside `path`, which replaces `path` only
 /// once complete. A million-row report is never held in memory whole, and a
 /// failed render never leaves half a report where the last good one was.
 pub fn write_private_with(
@@ -92,9 +95,9 @@ pub fn write_private_with(
         opts.mode(0o600);
     }
     let written = opts.open(&tmp).and_then(|f| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        let mut out = BackgroundWriter::new(f)?;
         fill(&mut out)?;
-        out.flush()
+        out.finish()
     });
     match written.and_then(|()| std::fs::rename(&tmp, path)) {
         Ok(()) => Ok(()),

@@ -1,6 +1,7 @@
 //! The human dry-run report: a summary table, then every operation, every
 //! rejected row, every finding.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::plan::{Plan, Subject};
@@ -45,22 +46,44 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     if !plan.operations.is_empty() {
         writeln!(out)?;
         writeln!(out, "Operations")?;
+        // Millions of lines: each is assembled from string pieces in one
+        // reused buffer and written whole, without the formatting machinery
+        // (which cost more than the rest of the report).
+        let mut prefixes = std::collections::BTreeMap::new();
+        let mut line = String::with_capacity(256);
         for op in &plan.operations {
-            write!(out, "  {:<5} {:<18} ", op.target().as_str(), op.kind.code())?;
-            match &op.subject {
-                Subject::Employer(e) => write!(out, "employer {e}"),
-                Subject::Group(e, g) => write!(out, "group '{g}' of {e}"),
-                Subject::Connection(e, c) => write!(out, "carrier {c} for {e}"),
-                Subject::Employee(e, ee) => write!(out, "employee {ee} of {e}"),
-                Subject::Membership(_, ee, g) => write!(out, "employee {ee} to group '{g}'"),
-            }?;
+            line.clear();
+            let prefix = prefixes.entry(op.kind).or_insert_with(|| {
+                format!("  {:<5} {:<18} ", op.target().as_str(), op.kind.code())
+            });
+            line.push_str(prefix);
+            let parts: [&str; 4] = match &op.subject {
+                Subject::Employer(e) => ["employer ", e.as_str(), "", ""],
+                Subject::Group(e, g) => ["group '", g.as_str(), "' of ", e.as_str()],
+                Subject::Connection(e, c) => {
+                    write!(line, "carrier {c} for {e}").expect("a String takes any text");
+                    ["", "", "", ""]
+                }
+                Subject::Employee(e, ee) => ["employee ", ee.as_str(), " of ", e.as_str()],
+                Subject::Membership(_, ee, g) => {
+                    line.push_str("employee ");
+                    line.push_str(ee.as_str());
+                    ["", " to group '", g.as_str(), "'"]
+                }
+            };
+            parts.iter().for_each(|p| line.push_str(p));
             if !op.changes.is_empty() {
-                write!(out, " (changes: {})", op.changes().join(", "))?;
+                line.push_str(" (changes: ");
+                line.push_str(&op.changes().join(", "));
+                line.push(')');
             }
             if let Some(n) = &op.note {
-                write!(out, " [{n}]")?;
+                line.push_str(" [");
+                line.push_str(n);
+                line.push(']');
             }
-            writeln!(out)?;
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
         }
     }
     if !plan.rejections.is_empty() {

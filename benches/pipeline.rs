@@ -354,7 +354,8 @@ fn plan_part(cfg: &Config) -> PlanResults {
             today: chrono::Local::now().date_naive(),
             offboard_missing: false,
         };
-        let day1 = plan::build(&ers1, &ees1, &snap, ctx, false).expect("plan day 1");
+        let day1 =
+            plan::build(&ers1, &ees1, &snap, ctx, plan::Keep::Fingerprints).expect("plan day 1");
         drop(snap);
         bench_seed::record_as_synced(&store, &day1.operations, 1).expect("seed");
         drop(day1);

@@ -604,9 +604,29 @@ impl Ein {
 /// carries the payroll ref so that an object whose create response was lost
 /// can be found again (Kota's `GET /employees?metadata_id=`). Users therefore
 /// get 24 keys, and a `metadata.id` column is refused at the header.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Metadata(BTreeMap<String, String>);
+///
+/// Held as a sorted list of pairs, not a map: rows carry a key or two, and
+/// a map's first node is half a kilobyte, for every employer and every
+/// employee row read. It serializes as a JSON object all the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Metadata(Box<[(Box<str>, Box<str>)]>);
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        Ok(Metadata(
+            map.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        ))
+    }
+}
 
 impl Metadata {
     /// Kota's limit is 25; one key is ours.
@@ -620,7 +640,7 @@ impl Metadata {
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Violation> {
-        let mut map = BTreeMap::new();
+        let mut map: Vec<(&str, &str)> = Vec::new();
         for (k, v) in pairs {
             let v = v.trim();
             if v.is_empty() {
@@ -645,8 +665,17 @@ impl Metadata {
                     ),
                 ));
             }
-            map.insert(k.to_owned(), v.to_owned());
+            map.push((k, v));
         }
+        // Sorted by key; a repeated key keeps its last value.
+        map.sort_by(|a, b| a.0.cmp(b.0));
+        map.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
         if map.len() > Self::MAX_KEYS {
             return Err(Violation::new(
                 Rule::Metadata,
@@ -657,19 +686,26 @@ impl Metadata {
                     ),
             ));
         }
-        Ok(Metadata(map))
+        Ok(Metadata(
+            map.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        ))
     }
+    /// The pairs, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
     }
     pub fn len(&self) -> usize {
         self.0.len()
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
-        &self.0
     }
 }
 
@@ -791,6 +827,17 @@ mod tests {
         let mut sorted = COUNTRIES;
         sorted.sort_unstable();
         assert_eq!(sorted, COUNTRIES);
+    }
+
+    #[test]
+    fn metadata_is_sorted_unique_and_a_json_object() {
+        let m = Metadata::from_pairs([("b", " 2 "), ("a", "1"), ("c", ""), ("b", "3")]).unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "3")]);
+        assert_eq!(m.get("b"), Some("3"));
+        assert_eq!(m.get("c"), None);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"a":"1","b":"3"}"#);
+        assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), m);
     }
 
     #[test]

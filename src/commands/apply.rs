@@ -232,7 +232,7 @@ async fn locked(
     };
     let (employers, employees) = (inputs.employers.clone(), inputs.employees.clone());
     let (plan, snap) = tokio::task::spawn_blocking(move || {
-        let plan = plan::build(&employers, &employees, &snap, ctx, true);
+        let plan = plan::build(&employers, &employees, &snap, ctx, plan::Keep::Everything);
         (plan, snap)
     })
     .await

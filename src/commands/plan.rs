@@ -2,7 +2,7 @@
 
 use super::{as_of, open_store, state_path, AppError, EXIT_CHANGES, EXIT_INVALID_STRICT, EXIT_OK};
 use crate::cli::PlanArgs;
-use crate::plan::{self, PlanContext, SavedPlan};
+use crate::plan::{self, Keep, PlanContext, SavedPlan};
 use crate::report;
 
 pub fn run(args: PlanArgs) -> Result<u8, AppError> {
@@ -41,7 +41,12 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
         &inputs.employees,
         &snap,
         ctx,
-        false,
+        // Only a saved plan reads fingerprints.
+        if args.save.is_some() {
+            Keep::Fingerprints
+        } else {
+            Keep::Nothing
+        },
     )?;
     // Freeing a million-employee snapshot entry by entry took half a
     // second, and the process ends as soon as the report is written: let

@@ -613,7 +613,7 @@ fn first_core_difference(a: &Core, b: &Core, header: &Header) -> Option<usize> {
     let meta = header
         .metadata
         .iter()
-        .filter(|(k, _)| a.metadata.as_map().get(k) != b.metadata.as_map().get(k))
+        .filter(|(k, _)| a.metadata.get(k) != b.metadata.get(k))
         .map(|(_, pos)| *pos);
     known.chain(meta).min()
 }

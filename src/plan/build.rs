@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::planner::{Finding, PlanContext, Planner};
+use super::planner::{Finding, Keep, PlanContext, Planner};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
@@ -35,6 +35,8 @@ pub struct Plan {
     pub warnings: Vec<InputWarning>,
     pub employers: Vec<Employer>,
     pub employees: HashMap<EmployeeRef, Employee>,
+    /// What the plan kept: without fingerprints it is for reports only.
+    pub kept: Keep,
 }
 
 impl Plan {
@@ -98,24 +100,17 @@ fn read_and_plan(
     })
 }
 
-/// Read the exports and plan them against `snap`. `keep_payloads` keeps the
-/// employee records operations need (apply does; plan need not).
+/// Read the exports and plan them against `snap`, keeping what `keep` says
+/// (apply needs everything; a report nothing).
 pub fn build(
     employers_path: &Path,
     employees_path: &Path,
     snap: &Snapshot,
     ctx: PlanContext,
-    keep_payloads: bool,
+    keep: Keep,
 ) -> Result<Plan, InputError> {
     let employers = read_employers(employers_path)?;
-    build_from(
-        employers,
-        employers_path,
-        employees_path,
-        snap,
-        ctx,
-        keep_payloads,
-    )
+    build_from(employers, employers_path, employees_path, snap, ctx, keep)
 }
 
 /// Read employers.csv, timing it at -vv. (A caller may run this while the
@@ -139,14 +134,14 @@ pub fn build_from(
     employees_path: &Path,
     snap: &Snapshot,
     ctx: PlanContext,
-    keep_payloads: bool,
+    keep: Keep,
 ) -> Result<Plan, InputError> {
     let mut planner = Planner::new(
         ctx.clone(),
         snap,
         &employers.employers,
         &employers.rejected,
-        keep_payloads,
+        keep,
     );
     // Roughly one operation per 48 bytes of export (a row of ~160 bytes
     // makes its create and two or three memberships). Only a hint: the list
@@ -191,5 +186,6 @@ pub fn build_from(
         warnings,
         employers: employers.employers,
         employees: body.employees,
+        kept: keep,
     })
 }

@@ -32,6 +32,30 @@ pub struct PlanContext {
     pub offboard_missing: bool,
 }
 
+/// What a plan keeps besides each operation's kind, subject and order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Fingerprints and the employee records operations need: apply.
+    Everything,
+    /// Fingerprints, without employee records: a saved plan names each
+    /// operation's fingerprint.
+    Fingerprints,
+    /// Neither: a report shows neither, and a first million-employee plan
+    /// would otherwise hash and hold a million fingerprints nobody reads
+    /// (new employees' fingerprints are left empty; changed ones are still
+    /// computed, to find what changed).
+    Nothing,
+}
+
+impl Keep {
+    pub fn payloads(self) -> bool {
+        self == Keep::Everything
+    }
+    pub fn fingerprints(self) -> bool {
+        self != Keep::Nothing
+    }
+}
+
 /// Something the plan did not turn into an operation but a person should
 /// know about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -96,7 +120,7 @@ pub struct PlanBody {
 pub struct Planner<'a> {
     ctx: PlanContext,
     snap: &'a Snapshot,
-    keep_payloads: bool,
+    keep: Keep,
     body: PlanBody,
     /// The export's employers, sorted by ref; the planner names them by
     /// position, so the per-employee lookups below are array reads, not
@@ -144,12 +168,12 @@ impl<'a> Planner<'a> {
         snap: &'a Snapshot,
         employers: &'a [Employer],
         rejected: &BTreeSet<EmployerRef>,
-        keep_payloads: bool,
+        keep: Keep,
     ) -> Planner<'a> {
         let mut p = Planner {
             ctx,
             snap,
-            keep_payloads,
+            keep,
             body: PlanBody::default(),
             employers,
             employer_create: vec![NO_OP; employers.len()],
@@ -386,8 +410,6 @@ impl<'a> Planner<'a> {
         let employer = &self.employers[at];
         debug_assert_eq!(employer.employer_ref, e.employer_ref);
         let first = self.body.operations.len() as u32;
-        let seed = self.snap.fp_seed;
-        let fp = fingerprint::employee(seed, &e);
         // One lookup per employee; `snap` outlives `self`'s borrows.
         let snap = self.snap;
         let synced = match snap.employees.get_key_value(&e.employee_ref) {
@@ -396,6 +418,11 @@ impl<'a> Planner<'a> {
                 Some(s)
             }
             None => None,
+        };
+        let fp = if synced.is_some() || self.keep.fingerprints() {
+            fingerprint::employee(snap.fp_seed, &e)
+        } else {
+            Sections::default()
         };
         let changed = synced.is_some_and(|o| o.fp != fp);
         let er = &e.employer_ref;
@@ -541,7 +568,7 @@ impl<'a> Planner<'a> {
                 note: Some(format!("end_on {end}").into()),
             });
         }
-        if self.keep_payloads && self.body.operations.len() as u32 > first {
+        if self.keep.payloads() && self.body.operations.len() as u32 > first {
             self.body.employees.insert(e.employee_ref.clone(), e);
         }
     }

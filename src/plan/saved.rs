@@ -59,6 +59,10 @@ pub enum Stale {
 
 impl SavedPlan {
     pub fn from_plan(p: &Plan) -> SavedPlan {
+        assert!(
+            p.kept.fingerprints(),
+            "a saved plan names fingerprints: plan with Keep::Fingerprints"
+        );
         SavedPlan {
             schema: SCHEMA.into(),
             employers: p.employers_file.clone(),

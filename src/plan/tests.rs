@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 
 use super::fingerprint;
-use super::planner::{FindingKind, PlanContext, Planner};
+use super::planner::{FindingKind, Keep, PlanContext, Planner};
 use super::Operation;
 use crate::model::*;
 use crate::state::{EmployeeSnap, EmployerSnap, MembershipState, Snapshot};
@@ -106,7 +106,7 @@ fn plan(
     employees: Vec<Employee>,
     ctx: PlanContext,
 ) -> super::PlanBody {
-    let mut p = Planner::new(ctx, snap, employers, &BTreeSet::new(), true);
+    let mut p = Planner::new(ctx, snap, employers, &BTreeSet::new(), Keep::Everything);
     for e in employees {
         p.employee(e);
     }
@@ -320,7 +320,7 @@ fn duplicated_refs_plan_nothing_and_dependencies_stay_right() {
         employee("E2", "ACME", &["Health"]),
     ];
     let snap = Snapshot::default();
-    let mut p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), true);
+    let mut p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), Keep::Everything);
     for e in ees {
         p.employee(e);
     }

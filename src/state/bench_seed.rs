@@ -157,11 +157,18 @@ mod tests {
             offboard_missing: false,
         };
         let snap = store.snapshot().unwrap();
-        let cold = plan::build(&ers, &ees, &snap, ctx.clone(), false).unwrap();
+        let cold = plan::build(&ers, &ees, &snap, ctx.clone(), plan::Keep::Fingerprints).unwrap();
         assert!(cold.operations.len() > 150);
         let n = record_as_synced(&store, &cold.operations, 1).unwrap();
         assert_eq!(n, cold.operations.len());
-        let warm = plan::build(&ers, &ees, &store.snapshot().unwrap(), ctx, false).unwrap();
+        let warm = plan::build(
+            &ers,
+            &ees,
+            &store.snapshot().unwrap(),
+            ctx,
+            plan::Keep::Nothing,
+        )
+        .unwrap();
         assert!(warm.operations.is_empty(), "{:?}", warm.operations.first());
         store.close();
     }

@@ -116,7 +116,7 @@ fn employers_valid_merges_groups_and_connections() {
     let er1 = &e.employers[0];
     let groups: Vec<&str> = er1.groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(groups, ["Dental", "Health"]);
-    assert_eq!(er1.metadata.as_map()["cost_centre"], "CC1");
+    assert_eq!(er1.metadata.get("cost_centre").unwrap(), "CC1");
     assert_eq!(er1.address.country.as_str(), "gb");
     assert_eq!(e.employers[1].connections.len(), 1);
     assert_eq!(
@@ -131,7 +131,7 @@ fn employers_valid_merges_groups_and_connections() {
 #[test]
 fn employers_bom_and_crlf() {
     let e = employers_case("employers/bom_crlf.csv", &[], &["ER1", "ER2"]);
-    assert_eq!(e.employers[0].metadata.as_map()["cost_centre"], "CC1");
+    assert_eq!(e.employers[0].metadata.get("cost_centre").unwrap(), "CC1");
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn employers_metadata_limits() {
         ]
     );
     assert_eq!(e.employers.len(), 1);
-    assert_eq!(e.employers[0].metadata.as_map()["notes"], "short");
+    assert_eq!(e.employers[0].metadata.get("notes").unwrap(), "short");
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn employees_valid() {
     assert_eq!(s.rows, 3);
     let groups: Vec<&str> = emps[0].groups.iter().map(|g| g.as_str()).collect();
     assert_eq!(groups, ["Dental", "Health"]);
-    assert_eq!(emps[0].metadata.as_map()["department"], "Sales");
+    assert_eq!(emps[0].metadata.get("department").unwrap(), "Sales");
     assert_eq!(emps[1].home_address.country.as_str(), "us");
     assert!(emps[1].nationality.is_none() && emps[1].metadata.is_empty());
     assert_eq!(emps[2].end_on, NaiveDate::from_ymd_opt(2025, 3, 31));
@@ -816,7 +816,7 @@ mod never_panics {
         };
         let snap = benefits_sync::state::Snapshot::default();
         // A whole-file problem is an error, not a plan: a correct answer.
-        let Ok(plan) = plan::build(er.path(), ee.path(), &snap, ctx, true) else {
+        let Ok(plan) = plan::build(er.path(), ee.path(), &snap, ctx, plan::Keep::Everything) else {
             return;
         };
         for (i, op) in plan.operations.iter().enumerate() {

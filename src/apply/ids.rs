@@ -34,8 +34,8 @@ impl Ids {
         for (k, v) in &s.kota_groups {
             m.kota_groups.insert(k.clone(), v.clone());
         }
-        for (k, v) in &s.employees {
-            m.employees.insert(k.clone(), v.kota_id.clone());
+        for (k, v) in s.employees.iter() {
+            m.employees.insert(k.clone(), v.kota_id.to_string());
         }
         for (k, v) in &s.connections {
             m.connections.insert(k.clone(), v.noyo_id.clone());

@@ -18,7 +18,7 @@ use super::fingerprint::{
     LEGAL_ADDRESS,
 };
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
-use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::fxhash::FxHashMap;
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
 use crate::state::{MembershipState, Sections, Snapshot};
 
@@ -141,10 +141,9 @@ pub struct Planner<'a> {
     /// The export's employers' positions by ref, for employees that come
     /// without their employer's position.
     employer_index: FxHashMap<&'a EmployerRef, u32>,
-    /// The synced employees the export mentions, valid or rejected: the
-    /// rest are missing. Only refs the state knows are kept (borrowed from
-    /// the snapshot), so a first million-row sync keeps none.
-    seen: FxHashSet<&'a EmployeeRef>,
+    /// The synced employees the export mentions, valid or rejected (the
+    /// rest are missing): a bit per snapshot row, by position.
+    seen: Vec<u64>,
     valid_employees: u64,
 }
 
@@ -185,12 +184,9 @@ impl<'a> Planner<'a> {
                 .enumerate()
                 .map(|(i, e)| (&e.employer_ref, i as u32))
                 .collect(),
-            seen: FxHashSet::default(),
+            seen: vec![0; snap.employees.len().div_ceil(64)],
             valid_employees: 0,
         };
-        // At most every synced employee is seen: one allocation instead of
-        // a million-entry set grown by rehashing.
-        p.seen.reserve(snap.employees.len());
         for (er, n) in snap.kota_groups.keys() {
             p.state_groups.entry(er).or_default().push(n);
         }
@@ -388,9 +384,17 @@ impl<'a> Planner<'a> {
     }
 
     fn note_seen(&mut self, key: &str) {
-        if let Some((k, _)) = self.snap.employees.get_key_value(key) {
-            self.seen.insert(k);
+        if let Some(i) = self.snap.employees.position(key) {
+            self.mark_seen(i);
         }
+    }
+
+    fn mark_seen(&mut self, position: u32) {
+        self.seen[position as usize / 64] |= 1 << (position % 64);
+    }
+
+    fn was_seen(&self, position: usize) -> bool {
+        self.seen[position / 64] & (1 << (position % 64)) != 0
     }
 
     /// Plan one valid employee (its employer is valid: input checked it).
@@ -412,10 +416,10 @@ impl<'a> Planner<'a> {
         let first = self.body.operations.len() as u32;
         // One lookup per employee; `snap` outlives `self`'s borrows.
         let snap = self.snap;
-        let synced = match snap.employees.get_key_value(&e.employee_ref) {
-            Some((k, s)) => {
-                self.seen.insert(k);
-                Some(s)
+        let synced = match snap.employees.position(&e.employee_ref) {
+            Some(i) => {
+                self.mark_seen(i);
+                Some(snap.employees.at(i).1)
             }
             None => None,
         };
@@ -637,8 +641,9 @@ impl<'a> Planner<'a> {
             .snap
             .employees
             .iter()
-            .filter(|(k, v)| !v.offboarded && !self.seen.contains(*k))
-            .map(|(k, v)| (k, &v.employer_ref))
+            .enumerate()
+            .filter(|(i, (_, v))| !v.offboarded && !self.was_seen(*i))
+            .map(|(_, (k, v))| (k, &v.employer_ref))
             .collect();
         missing.sort();
         if missing.is_empty() {

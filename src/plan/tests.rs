@@ -353,7 +353,8 @@ fn ineligible_memberships_are_checked_again() {
         .memberships = vec![(
         GroupName::parse("Health").unwrap(),
         MembershipState::ineligible("under_minimum_age".into(), Some(d("2026-05-30"))),
-    )];
+    )]
+    .into();
     // Checked two days ago and nothing changed: not again tonight.
     assert!(plan(&snap, &ers, ees.clone(), ctx()).operations.is_empty());
     // A week later, or as soon as the employee's data changes, it is.

@@ -259,6 +259,7 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
     )?;
     let mut memberships = MembershipCursor::start(mst.query([])?)?;
     snap.employees.reserve(count_rows(conn, "employees")?);
+    let mut taken = Vec::new();
     while let Some(r) = rows.next()? {
         let raw = r.get_ref(0)?.as_str()?;
         let (Ok(key), Some(er)) = (
@@ -267,18 +268,24 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
         ) else {
             continue;
         };
-        let mut e = EmployeeSnap {
-            employer_ref: er,
-            kota_id: match ids {
-                EmployeeIds::Load => r.get(2)?,
-                EmployeeIds::Skip => String::new(),
-            },
-            fp: Sections::from_blob(r.get_ref(3)?.as_blob()?),
-            offboarded: r.get(4)?,
-            memberships: Vec::new(),
+        let kota_id = match ids {
+            EmployeeIds::Load => r.get_ref(2)?.as_str()?.into(),
+            EmployeeIds::Skip => Box::default(),
         };
-        memberships.take_for(raw, &mut e.memberships)?;
-        snap.employees.insert(key, e);
+        let fp = Sections::from_blob(r.get_ref(3)?.as_blob()?);
+        let offboarded = r.get(4)?;
+        memberships.take_for(raw, &mut taken)?;
+        snap.employees.insert(
+            key,
+            EmployeeSnap {
+                employer_ref: er,
+                kota_id,
+                fp,
+                offboarded,
+                memberships: taken.as_slice().into(),
+            },
+        );
+        taken.clear();
     }
     Ok(snap)
 }
@@ -357,7 +364,8 @@ impl<'s> MembershipCursor<'s> {
 
     /// Move the memberships of `employee` into `out` (sorted by group, as
     /// the scan gives them), skipping rows of refs before it: those belong
-    /// to employees the snapshot left out.
+    /// to employees the snapshot left out. (`out` is reused: the caller
+    /// copies it into an exact-size list.)
     fn take_for(
         &mut self,
         employee: &str,
@@ -371,7 +379,6 @@ impl<'s> MembershipCursor<'s> {
             }
             self.advance()?;
         }
-        out.shrink_to_fit();
         Ok(())
     }
 }
@@ -817,9 +824,9 @@ mod tests {
         );
         assert_eq!(groups("E3"), ["C"]);
         assert_eq!(groups("E6"), ["D"], "an invalid group name is skipped");
-        assert_eq!(snap.employees["E3"].kota_id, "ee_3");
+        assert_eq!(&*snap.employees["E3"].kota_id, "ee_3");
         let plan = load_snapshot(&conn, EmployeeIds::Skip).unwrap();
-        assert_eq!(plan.employees["E3"].kota_id, "");
+        assert_eq!(&*plan.employees["E3"].kota_id, "");
         assert_eq!(plan.employees["E1"].memberships.len(), 2);
     }
 }

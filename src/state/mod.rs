@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 
 pub use effect::{Effect, JournalStatus};
 pub use snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployerSnap, Ineligibility, MembershipState, Sections, Snapshot,
+    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Ineligibility, MembershipState,
+    Sections, Snapshot,
 };
 
 /// What can go wrong with the state database. Each message says what to do.
@@ -307,7 +308,7 @@ mod tests {
         .unwrap();
         assert_eq!(snap.version, v0 + 2);
         let e = &snap.employees[&EmployeeRef::parse("E1").unwrap()];
-        assert_eq!(e.kota_id, "ee_1");
+        assert_eq!(&*e.kota_id, "ee_1");
         assert_eq!(e.fp, Sections(vec![1, 2, 3].into()));
         assert_eq!(
             e.membership(&GroupName::parse("Health").unwrap()),

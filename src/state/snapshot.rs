@@ -1,6 +1,9 @@
 //! What the planner knows of the remote world: an in-memory copy of the
 //! state tables, read once at the start of a command.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
+
 use thin_vec::ThinVec;
 
 use crate::fxhash::FxHashMap;
@@ -83,17 +86,18 @@ impl MembershipState {
     }
 }
 
-/// An employee as last synced.
+/// An employee as last synced. (A million of these make up most of a warm
+/// plan's memory: every field is as small as it can be.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmployeeSnap {
     pub employer_ref: EmployerRef,
     /// Kota's `ee_` id; empty in a planning snapshot
     /// ([`crate::state::Store::planning_snapshot`]).
-    pub kota_id: String,
+    pub kota_id: Box<str>,
     pub fp: Sections,
     pub offboarded: bool,
     /// Sorted by group name.
-    pub memberships: Vec<(GroupName, MembershipState)>,
+    pub memberships: Box<[(GroupName, MembershipState)]>,
 }
 
 impl EmployeeSnap {
@@ -102,6 +106,94 @@ impl EmployeeSnap {
             .binary_search_by(|(n, _)| n.cmp(g))
             .ok()
             .map(|i| &self.memberships[i].1)
+    }
+}
+
+/// The synced employees: rows in a dense list, found by ref through an
+/// index of positions. A map holding the rows themselves sized its table
+/// for twice the rows, half of it empty 80-byte slots; positions also let
+/// the planner mark the employees it saw in a bit per row.
+#[derive(Debug, Clone, Default)]
+pub struct EmployeeTable {
+    /// Position in `rows` by ref.
+    index: FxHashMap<EmployeeRef, u32>,
+    rows: Vec<(EmployeeRef, EmployeeSnap)>,
+}
+
+impl EmployeeTable {
+    pub fn reserve(&mut self, n: usize) {
+        self.index.reserve(n);
+        self.rows.reserve_exact(n);
+    }
+    /// Add or replace the row of `key`.
+    pub fn insert(&mut self, key: EmployeeRef, row: EmployeeSnap) {
+        match self.index.get(&key) {
+            Some(&i) => self.rows[i as usize].1 = row,
+            None => {
+                let i = u32::try_from(self.rows.len()).expect("at most 4 billion employees");
+                self.index.insert(key.clone(), i);
+                self.rows.push((key, row));
+            }
+        }
+    }
+    /// The position of `key`'s row ([`EmployeeTable::at`]).
+    pub fn position<Q>(&self, key: &Q) -> Option<u32>
+    where
+        EmployeeRef: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.get(key).copied()
+    }
+    /// The row at `position`, with its ref.
+    pub fn at(&self, position: u32) -> (&EmployeeRef, &EmployeeSnap) {
+        let (k, v) = &self.rows[position as usize];
+        (k, v)
+    }
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&EmployeeRef, &EmployeeSnap)>
+    where
+        EmployeeRef: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.position(key).map(|i| self.at(i))
+    }
+    pub fn get<Q>(&self, key: &Q) -> Option<&EmployeeSnap>
+    where
+        EmployeeRef: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut EmployeeSnap>
+    where
+        EmployeeRef: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let i = self.position(key)?;
+        Some(&mut self.rows[i as usize].1)
+    }
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    /// The rows in position order.
+    pub fn iter(&self) -> impl Iterator<Item = (&EmployeeRef, &EmployeeSnap)> {
+        self.rows.iter().map(|(k, v)| (k, v))
+    }
+    pub fn values(&self) -> impl Iterator<Item = &EmployeeSnap> {
+        self.rows.iter().map(|(_, v)| v)
+    }
+}
+
+impl<Q> std::ops::Index<&Q> for EmployeeTable
+where
+    EmployeeRef: Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
+{
+    type Output = EmployeeSnap;
+    fn index(&self, key: &Q) -> &EmployeeSnap {
+        self.get(key).expect("no such employee in the snapshot")
     }
 }
 
@@ -119,5 +211,5 @@ pub struct Snapshot {
     /// Invisible Collector group ids by employer and name.
     pub ic_groups: FxHashMap<(EmployerRef, GroupName), String>,
     pub connections: FxHashMap<(EmployerRef, CarrierId), ConnectionSnap>,
-    pub employees: FxHashMap<EmployeeRef, EmployeeSnap>,
+    pub employees: EmployeeTable,
 }

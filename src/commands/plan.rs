@@ -1,6 +1,6 @@
 //! `benefits-sync plan`: the dry run.
 
-use super::{as_of, open_store, state_path, AppError, EXIT_CHANGES, EXIT_INVALID_STRICT, EXIT_OK};
+use super::{as_of, state_path, AppError, EXIT_CHANGES, EXIT_INVALID_STRICT, EXIT_OK};
 use crate::cli::PlanArgs;
 use crate::plan::{self, Keep, PlanContext, SavedPlan};
 use crate::report;
@@ -13,7 +13,9 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
         offboard_missing: inputs.offboard_missing,
     };
     let started = std::time::Instant::now();
-    let store = open_store(&state_path(&inputs.state, inputs.sandbox))?;
+    // plan writes nothing of its own: the state's integrity check can run
+    // beside the snapshot's loading (which waits for its verdict).
+    let store = crate::state::Store::open_for_planning(&state_path(&inputs.state, inputs.sandbox))?;
     // The state loads on the store thread while employers.csv is read here:
     // neither needs the other, and on a million-employee state both take a
     // while.

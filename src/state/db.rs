@@ -15,8 +15,27 @@ use crate::fxhash::FxHashMap;
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
 use crate::remote::CounterValues;
 
-/// Open (creating if absent, owner-only) and migrate the state database.
+/// When [`open_with`] checks the database's integrity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Before returning: anything may write next.
+    AtOpen,
+    /// Later, by [`quick_check`] on a connection of its own, while the
+    /// opener only reads: a million-employee state's check and its snapshot
+    /// then take one core each. A file that needs migrating (a write) is
+    /// still checked first.
+    Deferred,
+}
+
+/// Open (creating if absent, owner-only) and migrate the state database,
+/// checking it first.
 pub fn open(path: &Path) -> Result<Connection, StateError> {
+    open_with(path, Check::AtOpen).map(|(conn, _)| conn)
+}
+
+/// [`open`], checking the database as `check` says. Also returns whether
+/// the check is still to be made.
+pub fn open_with(path: &Path, check: Check) -> Result<(Connection, bool), StateError> {
     let display = path.display().to_string();
     if path.is_dir() {
         return Err(StateError::NotAFile(display));
@@ -59,15 +78,9 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
         .map_err(|e| StateError::Open(display.clone(), e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| StateError::Open(display.clone(), e))?;
-    if found > 0 {
-        let started = std::time::Instant::now();
-        let ok: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| classify_open_error(path, e))?;
-        if ok != "ok" {
-            return Err(StateError::Corrupt(display, ok));
-        }
-        tracing::debug!("state quick_check in {:.2?}", started.elapsed());
+    let deferred = check == Check::Deferred && found == schema::CURRENT_VERSION;
+    if found > 0 && !deferred {
+        run_quick_check(&conn, path)?;
     }
     let before = schema::migrate(&mut conn).map_err(|e| classify_open_error(path, e))?;
     if before > 0 && before < schema::CURRENT_VERSION {
@@ -78,7 +91,30 @@ pub fn open(path: &Path) -> Result<Connection, StateError> {
         );
     }
     init_meta(&conn).map_err(|e| classify_open_error(path, e))?;
-    Ok(conn)
+    Ok((conn, deferred))
+}
+
+fn run_quick_check(conn: &Connection, path: &Path) -> Result<(), StateError> {
+    let started = std::time::Instant::now();
+    let ok: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| classify_open_error(path, e))?;
+    if ok != "ok" {
+        return Err(StateError::Corrupt(path.display().to_string(), ok));
+    }
+    tracing::debug!("state quick_check in {:.2?}", started.elapsed());
+    Ok(())
+}
+
+/// The integrity check [`Check::Deferred`] put off, on a read-only
+/// connection of its own (so it may run beside the opener's reads).
+pub fn quick_check(path: &Path) -> Result<(), StateError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| classify_open_error(path, e))?;
+    run_quick_check(&conn, path)
 }
 
 fn classify_open_error(path: &Path, e: rusqlite::Error) -> StateError {

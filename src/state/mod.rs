@@ -85,6 +85,9 @@ pub struct Store {
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// The file, for messages.
     path: Arc<PathBuf>,
+    /// Whether the integrity check was put off until the snapshot
+    /// ([`Store::open_for_planning`]).
+    check_deferred: bool,
 }
 
 /// How many queued writes may share one transaction.
@@ -93,14 +96,25 @@ const MAX_BATCH: usize = 1024;
 impl Store {
     /// Open (create, migrate) the database at `path` on a new store thread.
     pub fn open(path: &Path) -> Result<Store, StateError> {
+        Store::open_with(path, db::Check::AtOpen)
+    }
+
+    /// Open for a command that reads the state and writes nothing of its
+    /// own (`plan`): the integrity check runs beside the loading of
+    /// [`Store::planning_snapshot`], which waits for its verdict.
+    pub fn open_for_planning(path: &Path) -> Result<Store, StateError> {
+        Store::open_with(path, db::Check::Deferred)
+    }
+
+    fn open_with(path: &Path, check: db::Check) -> Result<Store, StateError> {
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let owned = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || match db::open(&owned) {
-                Ok(conn) => {
-                    let _ = ready_tx.send(Ok(()));
+            .spawn(move || match db::open_with(&owned, check) {
+                Ok((conn, deferred)) => {
+                    let _ = ready_tx.send(Ok(deferred));
                     run(conn, rx);
                 }
                 Err(e) => {
@@ -108,11 +122,12 @@ impl Store {
                 }
             })
             .map_err(|e| StateError::Io(path.display().to_string(), e))?;
-        ready_rx.recv().map_err(|_| StateError::Stopped)??;
+        let check_deferred = ready_rx.recv().map_err(|_| StateError::Stopped)??;
         Ok(Store {
             tx,
             thread: Arc::new(Mutex::new(Some(thread))),
             path: Arc::new(path.to_path_buf()),
+            check_deferred,
         })
     }
 
@@ -173,13 +188,38 @@ impl Store {
 
     /// The whole state, remote ids included, as apply needs it.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
-        self.call(|c| db::load_snapshot(c, db::EmployeeIds::Load))
+        self.load_checked(db::EmployeeIds::Load)
     }
 
     /// The state as planning needs it: employees' Kota ids are left empty
     /// (a plan only asks whether an employee was synced).
+    ///
+    /// After [`Store::open_for_planning`], the integrity check runs on its
+    /// own thread while this loads, and a failed check wins over the
+    /// snapshot.
     pub fn planning_snapshot(&self) -> Result<Snapshot, StateError> {
-        self.call(|c| db::load_snapshot(c, db::EmployeeIds::Skip))
+        self.load_checked(db::EmployeeIds::Skip)
+    }
+
+    /// Load the snapshot, with the deferred integrity check (if any) beside.
+    fn load_checked(&self, ids: db::EmployeeIds) -> Result<Snapshot, StateError> {
+        let check = self.check_deferred.then(|| {
+            let path = self.path.to_path_buf();
+            std::thread::Builder::new()
+                .name("check-state".into())
+                .spawn(move || db::quick_check(&path))
+        });
+        let snap = self.call(move |c| db::load_snapshot(c, ids));
+        match check {
+            None => {}
+            Some(Ok(thread)) => match thread.join() {
+                Ok(verdict) => verdict?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread to spare: check here, after the load.
+            Some(Err(_)) => db::quick_check(&self.path)?,
+        }
+        snap
     }
 
     pub async fn uncertain_ops(&self) -> Result<HashSet<String>, StateError> {

@@ -397,3 +397,69 @@ async fn a_read_only_state_directory_is_a_clear_error() {
     assert!(!states.join("new.db").exists());
     mode(&states, 0o755);
 }
+
+/// A state whose employees table is damaged: every command refuses it with
+/// the same clear error and leaves the file as it was. `plan` checks the
+/// file beside loading it (not before), so this also shows that the
+/// deferred check still decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_state_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["employers.csv", "employees.csv"] {
+        std::fs::copy(fixture(f), d.join(f)).unwrap();
+    }
+    let state = d.join("state.db");
+    {
+        let sql = std::fs::read_to_string(fixture("state-v1.sql"))
+            .unwrap()
+            .replace("@SANDBOX_DATA@", "/nonexistent");
+        rusqlite::Connection::open(&state)
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap();
+    }
+    let st = state.display().to_string();
+    let out = run(d, &[], &["status", "--state", &st]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(user_version(&state), 3);
+    // Overwrite the employees table's page (a handful of rows: one page).
+    let (root, page_size): (u64, u64) = {
+        let c = rusqlite::Connection::open(&state).unwrap();
+        let root = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'employees'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        (root, size)
+    };
+    let mut bytes = std::fs::read(&state).unwrap();
+    let at = ((root - 1) * page_size) as usize;
+    bytes[at..at + page_size as usize].fill(0xA5);
+    std::fs::write(&state, &bytes).unwrap();
+
+    let f = files(d);
+    for args in [
+        vec!["status", "--state", st.as_str()],
+        cmd(&f, "plan", &["--as-of", "2026-11-20"]),
+        cmd(&f, "apply", &["--as-of", "2026-11-20"]),
+    ] {
+        let out = run(d, &[], &args).await;
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        // The integrity check's own words (the page it found damaged),
+        // not just a read that failed.
+        assert!(
+            err.contains(&st) && err.contains("is not usable") && err.contains("in database main"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&state).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+}

@@ -128,6 +128,18 @@ pub fn read_employees_as_of(
     today: NaiveDate,
     mut sink: impl FnMut(Employee),
 ) -> Result<EmployeesSummary, InputError> {
+    read_employees_placed(path, employers, today, |_, e| sink(e))
+}
+
+/// [`read_employees_as_of`], handing each employee to `sink` with its
+/// employer's position in `employers.employers` (found anyway while
+/// validating; the planner indexes by it).
+pub fn read_employees_placed(
+    path: &Path,
+    employers: &Employers,
+    today: NaiveDate,
+    mut sink: impl FnMut(u32, Employee),
+) -> Result<EmployeesSummary, InputError> {
     let mut src = CsvSource::open(path)?;
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
     let file = src.path.clone();
@@ -157,7 +169,7 @@ pub fn read_employees_as_of(
         // The ref as a borrowed str: a valid row already owns it, so the
         // hot path makes no second copy.
         let key: Option<&str> = match &parsed {
-            Some(e) => Some(e.employee_ref.as_str()),
+            Some((_, e)) => Some(e.employee_ref.as_str()),
             None => valid_ref(&row),
         };
         let mut first_seen = false;
@@ -184,7 +196,7 @@ pub fn read_employees_as_of(
         let streamed = problem.is_none() && parsed.is_some();
         if let (true, Some(k)) = (first_seen, key) {
             let shared = match &parsed {
-                Some(e) => Some(e.employee_ref.clone()),
+                Some((_, e)) => Some(e.employee_ref.clone()),
                 None => EmployeeRef::parse(k).ok(),
             };
             if let Some(k) = shared {
@@ -192,8 +204,8 @@ pub fn read_employees_as_of(
             }
         }
         if streamed {
-            if let Some(employee) = parsed {
-                sink(employee);
+            if let Some((at, employee)) = parsed {
+                sink(at, employee);
             }
         } else {
             let key = key.map(str::to_owned);
@@ -266,7 +278,7 @@ fn parse_row(
     employers: &Employers,
     today: NaiveDate,
     line: u64,
-) -> Option<Employee> {
+) -> Option<(u32, Employee)> {
     let employee_ref = row.required(EMPLOYEE_REF, EmployeeRef::parse);
     // A ref that names one of the file's employers is valid by
     // construction: take that employer (and its shared ref) without parsing
@@ -322,10 +334,11 @@ fn parse_row(
     if row.has_problem() {
         return None;
     }
-    Some(Employee {
+    let at = employer?;
+    let employee = Employee {
         employee_ref: employee_ref?,
         // The employers file's own ref: shared, not a copy per employee.
-        employer_ref: employers.ref_at(employer?).clone(),
+        employer_ref: employers.ref_at(at).clone(),
         first_name: first_name?,
         last_name: last_name?,
         email: email?,
@@ -340,7 +353,8 @@ fn parse_row(
         groups: groups?,
         metadata: metadata?,
         line,
-    })
+    };
+    Some((at, employee))
 }
 
 /// The employee's employer, or a rejection saying why there is none.

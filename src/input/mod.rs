@@ -17,7 +17,9 @@ mod reader;
 mod rejection;
 mod row;
 
-pub use employees::{read_employees, read_employees_as_of, EmployeesSummary};
+pub use employees::{
+    read_employees, read_employees_as_of, read_employees_placed, EmployeesSummary,
+};
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};
 

@@ -94,6 +94,9 @@ pub(crate) struct Row<'a> {
     /// Known column ids whose values are secret: never quoted in a message.
     secret: Option<usize>,
     best: Option<Problem>,
+    /// The whole record is ASCII, so every field is valid UTF-8 without
+    /// checking each one again at each read (most payroll rows are).
+    ascii: bool,
 }
 
 impl<'a> Row<'a> {
@@ -103,6 +106,7 @@ impl<'a> Row<'a> {
             header,
             secret,
             best: None,
+            ascii: rec.as_slice().is_ascii(),
         }
     }
 
@@ -157,6 +161,17 @@ impl<'a> Row<'a> {
         let header = self.header;
         for &pos in &header.used {
             let raw = self.rec.get(pos).unwrap_or_default();
+            if self.ascii {
+                // Valid UTF-8; only the length is left to check.
+                let len = ascii_str(raw).trim().len();
+                if len > MAX_FIELD_LEN {
+                    let name = header.name_at(pos).to_owned();
+                    let message =
+                        format!("is {len} bytes long; at most {MAX_FIELD_LEN} are accepted");
+                    self.note(pos, Some(name), Rule::TooLong, message);
+                }
+                continue;
+            }
             let problem = match std::str::from_utf8(raw) {
                 Err(e) => Some((
                     Rule::Malformed,
@@ -227,6 +242,12 @@ impl<'a> Row<'a> {
     /// (unreadable values were already reported by `check_shape`).
     pub(crate) fn raw(&self, id: usize) -> &'a str {
         match self.header.pos(id) {
+            Some(pos) if self.ascii => self
+                .rec
+                .get(pos)
+                .map(ascii_str)
+                .map(str::trim)
+                .unwrap_or(""),
             Some(pos) => Self::str_at(self.rec, pos),
             None => "",
         }
@@ -352,6 +373,14 @@ impl<'a> Row<'a> {
     pub(crate) fn has_problem(&self) -> bool {
         self.best.is_some()
     }
+}
+
+/// A field of an all-ASCII record as text, without validating it again.
+fn ascii_str(field: &[u8]) -> &str {
+    debug_assert!(field.is_ascii());
+    // SAFETY: the caller checked that the whole record is ASCII, and every
+    // field is a slice of it; ASCII is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(field) }
 }
 
 #[cfg(test)]

@@ -63,16 +63,17 @@ fn read_and_plan(
     planner: &mut Planner<'_>,
 ) -> Result<input::EmployeesSummary, InputError> {
     // Each employee travels with its employer's position in the employers
-    // slice, found here (in a small inline-keyed table) so that the
-    // planner reads arrays instead of probing maps by ref.
+    // slice (found while validating), so that the planner reads arrays
+    // instead of probing maps by ref.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Option<u32>, Employee)>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("read-employees".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                let summary = input::read_employees(path, employers, |e| {
-                    batch.push((employers.position(e.employer_ref.as_str()), e));
+                let today = chrono::Local::now().date_naive();
+                let summary = input::read_employees_placed(path, employers, today, |at, e| {
+                    batch.push((Some(at), e));
                     if batch.len() == BATCH {
                         // A send fails only if the planner is gone, i.e. it
                         // panicked; the scope re-raises that panic.

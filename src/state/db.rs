@@ -233,6 +233,9 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
     for row in rows {
         let (k, v) = row?;
         if let Ok(k) = EmployerRef::parse(&k) {
+            // Every employee row below clones its employer's ref: pinned,
+            // the clones count no references (see `GroupName::pin`).
+            k.pin();
             snap.employers.insert(k, v);
         }
     }

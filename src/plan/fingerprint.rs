@@ -5,7 +5,8 @@
 //! entirely), and each section is hashed on its own. The state keeps only the
 //! hashes, seeded per state database, never the values.
 
-use xxhash_rust::xxh3::Xxh3;
+use thin_vec::thin_vec;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use chrono::{Datelike, NaiveDate};
 
@@ -44,24 +45,37 @@ pub const HOME_ADDRESS: usize = 3;
 pub const EMPLOYEE_FIXED: usize = 7;
 
 /// A field-by-field hasher: every field is tagged, so `None` and `""` and
-/// shifted boundaries all hash differently.
-struct H(Xxh3);
+/// shifted boundaries all hash differently. One per object: each section
+/// gathers its tagged fields in a reused buffer, and [`H::done`] hashes
+/// them in one call and starts the next section.
+///
+/// (The one-shot seeded xxh3 of the gathered bytes is by definition the
+/// streaming xxh3 of the same bytes, which is how earlier releases hashed
+/// each section; the streaming hasher derived a 192-byte secret from the
+/// seed for every section of every employee, most of a warm plan's hashing.)
+struct H {
+    seed: u64,
+    buf: Vec<u8>,
+}
 
 impl H {
     fn new(seed: u64) -> H {
-        H(Xxh3::with_seed(seed))
+        H {
+            seed,
+            buf: Vec::with_capacity(256),
+        }
     }
     fn s(&mut self, v: &str) -> &mut Self {
-        self.0.update(&[1]);
-        self.0.update(&(v.len() as u32).to_le_bytes());
-        self.0.update(v.as_bytes());
+        self.buf.push(1);
+        self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(v.as_bytes());
         self
     }
     fn o(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.s(v),
             None => {
-                self.0.update(&[0]);
+                self.buf.push(0);
                 self
             }
         }
@@ -69,8 +83,11 @@ impl H {
     fn t(&mut self, v: &Option<Text>) -> &mut Self {
         self.o(v.as_ref().map(Text::as_str))
     }
+    /// The section's hash; the next call starts a new section.
     fn done(&mut self) -> u64 {
-        self.0.digest()
+        let h = xxh3_64_with_seed(&self.buf, self.seed);
+        self.buf.clear();
+        h
     }
 }
 
@@ -126,62 +143,49 @@ fn date(h: &mut H, d: NaiveDate) -> &mut H {
 }
 
 pub fn employer(seed: u64, e: &Employer) -> Sections {
-    Sections(
-        vec![
-            H::new(seed).s(e.legal_name.as_str()).done(),
-            H::new(seed).t(&e.registration_number).done(),
-            address(&mut H::new(seed), &e.address),
-            H::new(seed)
-                .s(e.contact.name.as_str())
-                .s(e.contact.email.as_str())
-                .done(),
-            match e.earliest_benefits_start_date {
-                Some(d) => date(&mut H::new(seed), d).done(),
-                None => H::new(seed).o(None).done(),
-            },
-            metadata(&mut H::new(seed), &e.metadata),
-            H::new(seed).s(e.address.country.as_str()).done(),
-        ]
-        .into(),
-    )
+    let h = &mut H::new(seed);
+    Sections(thin_vec![
+        h.s(e.legal_name.as_str()).done(),
+        h.t(&e.registration_number).done(),
+        address(h, &e.address),
+        h.s(e.contact.name.as_str())
+            .s(e.contact.email.as_str())
+            .done(),
+        match e.earliest_benefits_start_date {
+            Some(d) => date(h, d).done(),
+            None => h.o(None).done(),
+        },
+        metadata(h, &e.metadata),
+        h.s(e.address.country.as_str()).done(),
+    ])
 }
 
 pub fn employee(seed: u64, e: &Employee) -> Sections {
-    Sections(
-        vec![
-            H::new(seed)
-                .s(e.first_name.as_str())
-                .s(e.last_name.as_str())
-                .done(),
-            H::new(seed).s(e.national_tax_id.expose()).done(),
-            H::new(seed).s(e.email.as_str()).s(e.phone.as_str()).done(),
-            address(&mut H::new(seed), &e.home_address),
-            H::new(seed)
-                .o(e.nationality.as_ref().map(CountryCode::as_str))
-                .done(),
-            date(&mut H::new(seed), e.start_on).done(),
-            metadata(&mut H::new(seed), &e.metadata),
-            date(&mut H::new(seed), e.date_of_birth)
-                .s(e.sex_at_birth.as_str())
-                .s(e.home_address.country.as_str())
-                .done(),
-        ]
-        .into(),
-    )
+    let h = &mut H::new(seed);
+    Sections(thin_vec![
+        h.s(e.first_name.as_str()).s(e.last_name.as_str()).done(),
+        h.s(e.national_tax_id.expose()).done(),
+        h.s(e.email.as_str()).s(e.phone.as_str()).done(),
+        address(h, &e.home_address),
+        h.o(e.nationality.as_ref().map(CountryCode::as_str)).done(),
+        date(h, e.start_on).done(),
+        metadata(h, &e.metadata),
+        date(h, e.date_of_birth)
+            .s(e.sex_at_birth.as_str())
+            .s(e.home_address.country.as_str())
+            .done(),
+    ])
 }
 
 pub fn connection(seed: u64, employer: &Employer, c: &ConnectionSpec) -> Sections {
-    Sections(
-        vec![H::new(seed)
-            .s(c.carrier_group_id.as_str())
-            .o(c.federal_ein.as_ref().map(|e| e.as_str()))
-            .o(c.broker_federal_ein.as_ref().map(|e| e.as_str()))
-            .t(&c.broker_tin)
-            .s(employer.legal_name.as_str())
-            .s(employer.contact.email.as_str())
-            .done()]
-        .into(),
-    )
+    Sections(thin_vec![H::new(seed)
+        .s(c.carrier_group_id.as_str())
+        .o(c.federal_ein.as_ref().map(|e| e.as_str()))
+        .o(c.broker_federal_ein.as_ref().map(|e| e.as_str()))
+        .t(&c.broker_tin)
+        .s(employer.legal_name.as_str())
+        .s(employer.contact.email.as_str())
+        .done()])
 }
 
 /// The sections of `new` that differ from `old`, as bits over `names`. An
@@ -196,6 +200,36 @@ pub fn changed(names: &[&'static str], old: &Sections, new: &Sections) -> Change
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xxhash_rust::xxh3::Xxh3;
+
+    /// Earlier releases hashed each section with a streaming xxh3 made
+    /// from the seed; the one-shot hash of the same bytes must be the same
+    /// number (on both sides of xxh3's 16/128/240-byte paths), or every
+    /// synced object would look changed after an upgrade.
+    #[test]
+    fn sections_hash_as_the_streaming_hasher_did() {
+        for seed in [0, 7, 0x9E37_79B9_7F4A_7C15, u64::MAX] {
+            for n in [
+                0usize, 1, 3, 11, 16, 17, 120, 128, 129, 230, 240, 241, 500, 1024, 5000,
+            ] {
+                let field: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+                let mut h = H::new(seed);
+                let one_shot = h.s(&field).o(None).s("x").done();
+                let mut x = Xxh3::with_seed(seed);
+                let len = (n as u32).to_le_bytes();
+                let one = 1u32.to_le_bytes();
+                let parts: [&[u8]; 7] = [&[1], &len, field.as_bytes(), &[0], &[1], &one, b"x"];
+                for part in parts {
+                    x.update(part);
+                }
+                assert_eq!(one_shot, x.digest(), "seed {seed}, {n} bytes");
+                // `done` starts the next section afresh.
+                let mut x = Xxh3::with_seed(seed);
+                x.update(&[1, 1, 0, 0, 0, b'y']);
+                assert_eq!(h.s("y").done(), x.digest());
+            }
+        }
+    }
 
     /// Fingerprints recorded by earlier releases hashed `to_string()`:
     /// the stack copy must give the same text, or every employee would

@@ -133,7 +133,9 @@ pub const MAX_FIELD_LEN: usize = 1_000;
 pub struct Text(String);
 
 impl Text {
-    pub fn parse(s: &str) -> Result<Self, Violation> {
+    /// The trimmed value if it is a valid text, without copying it:
+    /// the reader checks every row, and only apply needs owned values.
+    pub fn check(s: &str) -> Result<&str, Violation> {
         let s = s.trim();
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
@@ -144,7 +146,10 @@ impl Text {
                 format!("is {} bytes; at most {MAX_FIELD_LEN} are accepted", s.len()),
             ));
         }
-        Ok(Text(s.to_owned()))
+        Ok(s)
+    }
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        Self::check(s).map(|s| Text(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -276,7 +281,9 @@ impl fmt::Display for GroupName {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(s: &str) -> Result<Self, Violation> {
+    /// The trimmed value if it is a valid email, without copying it:
+    /// the reader checks every row, and only apply needs owned values.
+    pub fn check(s: &str) -> Result<&str, Violation> {
         let s = s.trim();
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
@@ -297,7 +304,10 @@ impl Email {
         {
             return Err(bad());
         }
-        Ok(Email(s.to_owned()))
+        Ok(s)
+    }
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        Self::check(s).map(|s| Email(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -316,7 +326,9 @@ impl fmt::Debug for Email {
 pub struct E164Phone(String);
 
 impl E164Phone {
-    pub fn parse(s: &str) -> Result<Self, Violation> {
+    /// The trimmed value if it is a valid phone number, without copying it:
+    /// the reader checks every row, and only apply needs owned values.
+    pub fn check(s: &str) -> Result<&str, Violation> {
         let s = s.trim();
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
@@ -336,7 +348,10 @@ impl E164Phone {
                 "is not in E.164 form: '+', country code and number, digits only (e.g. +447700900999)",
             ));
         }
-        Ok(E164Phone(s.to_owned()))
+        Ok(s)
+    }
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        Self::check(s).map(|s| E164Phone(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -505,7 +520,9 @@ impl SexAtBirth {
 pub struct TaxId(String);
 
 impl TaxId {
-    pub fn parse(s: &str) -> Result<Self, Violation> {
+    /// The trimmed value if it is a valid taxid, without copying it:
+    /// the reader checks every row, and only apply needs owned values.
+    pub fn check(s: &str) -> Result<&str, Violation> {
         let s = s.trim();
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
@@ -516,7 +533,10 @@ impl TaxId {
                 "is longer than 64 characters",
             ));
         }
-        Ok(TaxId(s.to_owned()))
+        Ok(s)
+    }
+    pub fn parse(s: &str) -> Result<Self, Violation> {
+        Self::check(s).map(|s| TaxId(s.to_owned()))
     }
     /// The clear value, for the one request body that needs it.
     pub fn expose(&self) -> &str {
@@ -640,6 +660,14 @@ impl Metadata {
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Violation> {
+        Self::check_pairs(pairs).map(|m| Self::from_checked(&m))
+    }
+
+    /// [`Metadata::from_pairs`] without copying: the pairs as they will be
+    /// held, sorted by key, borrowed from the input.
+    pub fn check_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Vec<(&'a str, &'a str)>, Violation> {
         let mut map: Vec<(&str, &str)> = Vec::new();
         for (k, v) in pairs {
             let v = v.trim();
@@ -686,9 +714,17 @@ impl Metadata {
                     ),
             ));
         }
-        Ok(Metadata(
-            map.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        ))
+        Ok(map)
+    }
+
+    /// Own pairs that [`Metadata::check_pairs`] returned.
+    pub fn from_checked(pairs: &[(&str, &str)]) -> Metadata {
+        Metadata(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        )
     }
     /// The pairs, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -720,6 +756,49 @@ pub struct Address {
     pub state: Option<Text>,
     pub postal_code: Text,
     pub country: CountryCode,
+}
+
+/// An [`Address`]'s validated values, borrowed (from a CSV record being
+/// read, or from an `Address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressFields<'a> {
+    pub line1: &'a str,
+    pub line2: Option<&'a str>,
+    pub line3: Option<&'a str>,
+    pub city: &'a str,
+    pub state: Option<&'a str>,
+    pub postal_code: &'a str,
+    pub country: CountryCode,
+}
+
+impl AddressFields<'_> {
+    /// The owned address (the values were checked when the fields were made).
+    pub fn to_address(&self) -> Address {
+        let text = |s: &str| Text(s.to_owned());
+        Address {
+            line1: text(self.line1),
+            line2: self.line2.map(text),
+            line3: self.line3.map(text),
+            city: text(self.city),
+            state: self.state.map(text),
+            postal_code: text(self.postal_code),
+            country: self.country,
+        }
+    }
+}
+
+impl Address {
+    pub fn fields(&self) -> AddressFields<'_> {
+        AddressFields {
+            line1: self.line1.as_str(),
+            line2: self.line2.as_ref().map(Text::as_str),
+            line3: self.line3.as_ref().map(Text::as_str),
+            city: self.city.as_str(),
+            state: self.state.as_ref().map(Text::as_str),
+            postal_code: self.postal_code.as_str(),
+            country: self.country,
+        }
+    }
 }
 
 /// The person Kota contacts at an employer.
@@ -804,6 +883,64 @@ pub struct Employee {
     pub metadata: Metadata,
     /// Line in employees.csv, for reports.
     pub line: u64,
+}
+
+/// An employee's validated values that its fingerprint covers, borrowed:
+/// from a CSV record while it is read (no copies for rows that only need
+/// planning) or from an [`Employee`]. No `Debug`: it holds the tax id, an
+/// email and a phone in clear.
+#[derive(Clone, Copy)]
+pub struct EmployeeFields<'a> {
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub email: &'a str,
+    pub phone: &'a str,
+    pub date_of_birth: NaiveDate,
+    pub start_on: NaiveDate,
+    pub sex_at_birth: SexAtBirth,
+    pub national_tax_id: &'a str,
+    pub home_address: AddressFields<'a>,
+    pub nationality: Option<CountryCode>,
+    pub metadata: MetadataFields<'a>,
+}
+
+/// Metadata pairs, sorted by key: held by a [`Metadata`], or as
+/// [`Metadata::check_pairs`] returned them.
+#[derive(Debug, Clone, Copy)]
+pub enum MetadataFields<'a> {
+    Owned(&'a Metadata),
+    Checked(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> MetadataFields<'a> {
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let (owned, checked) = match self {
+            MetadataFields::Owned(m) => (Some(m.iter()), None),
+            MetadataFields::Checked(c) => (None, Some(c.iter().copied())),
+        };
+        owned
+            .into_iter()
+            .flatten()
+            .chain(checked.into_iter().flatten())
+    }
+}
+
+impl Employee {
+    pub fn fields(&self) -> EmployeeFields<'_> {
+        EmployeeFields {
+            first_name: self.first_name.as_str(),
+            last_name: self.last_name.as_str(),
+            email: self.email.as_str(),
+            phone: self.phone.as_str(),
+            date_of_birth: self.date_of_birth,
+            start_on: self.start_on,
+            sex_at_birth: self.sex_at_birth,
+            national_tax_id: self.national_tax_id.expose(),
+            home_address: self.home_address.fields(),
+            nationality: self.nationality,
+            metadata: MetadataFields::Owned(&self.metadata),
+        }
+    }
 }
 
 /// Shorten a value quoted back in a message, so a 1 MB field does not make a

@@ -14,8 +14,9 @@ use super::row::{AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::fxhash::FxHashMap;
 use crate::model::{
-    epoch_1900, parse_date, CountryCode, E164Phone, Email, Employee, EmployeeRef, EmployerRef,
-    GroupName, Rule, SexAtBirth, TaxId, Text,
+    epoch_1900, parse_date, AddressFields, CountryCode, E164Phone, Email, Employee, EmployeeFields,
+    EmployeeRef, EmployerRef, GroupName, Metadata, MetadataFields, Rule, SexAtBirth, TaxId, Text,
+    Violation,
 };
 
 const EMPLOYEE_REF: usize = 0;
@@ -128,17 +129,17 @@ pub fn read_employees_as_of(
     today: NaiveDate,
     mut sink: impl FnMut(Employee),
 ) -> Result<EmployeesSummary, InputError> {
-    read_employees_placed(path, employers, today, |_, e| sink(e))
+    read_employee_records(path, employers, today, |r| sink(r.to_employee()))
 }
 
-/// [`read_employees_as_of`], handing each employee to `sink` with its
-/// employer's position in `employers.employers` (found anyway while
-/// validating; the planner indexes by it).
-pub fn read_employees_placed(
+/// [`read_employees_as_of`], handing each valid row to `sink` as a
+/// borrowed [`EmployeeRecord`] (with its employer's position): a caller
+/// that only plans need not copy its values.
+pub fn read_employee_records(
     path: &Path,
     employers: &Employers,
     today: NaiveDate,
-    mut sink: impl FnMut(u32, Employee),
+    mut sink: impl FnMut(EmployeeRecord<'_>),
 ) -> Result<EmployeesSummary, InputError> {
     let mut src = CsvSource::open(path)?;
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
@@ -169,7 +170,7 @@ pub fn read_employees_placed(
         // The ref as a borrowed str: a valid row already owns it, so the
         // hot path makes no second copy.
         let key: Option<&str> = match &parsed {
-            Some((_, e)) => Some(e.employee_ref.as_str()),
+            Some(e) => Some(e.employee_ref.as_str()),
             None => valid_ref(&row),
         };
         let mut first_seen = false;
@@ -196,7 +197,7 @@ pub fn read_employees_placed(
         let streamed = problem.is_none() && parsed.is_some();
         if let (true, Some(k)) = (first_seen, key) {
             let shared = match &parsed {
-                Some((_, e)) => Some(e.employee_ref.clone()),
+                Some(e) => Some(e.employee_ref.clone()),
                 None => EmployeeRef::parse(k).ok(),
             };
             if let Some(k) = shared {
@@ -204,8 +205,8 @@ pub fn read_employees_placed(
             }
         }
         if streamed {
-            if let Some((at, employee)) = parsed {
-                sink(at, employee);
+            if let Some(record) = parsed {
+                sink(record);
             }
         } else {
             let key = key.map(str::to_owned);
@@ -273,12 +274,83 @@ fn valid_ref<'a>(row: &Row<'a>) -> Option<&'a str> {
     EmployeeRef::parse(raw).ok().map(|_| raw)
 }
 
-fn parse_row(
-    row: &mut Row<'_>,
+/// A valid employee row, its values borrowed from the record being read:
+/// what planning needs is here without a copy, and
+/// [`EmployeeRecord::to_employee`] makes the owned [`Employee`] apply needs.
+pub struct EmployeeRecord<'a> {
+    /// The employer's position in `Employers::employers`.
+    pub employer: u32,
+    pub employee_ref: EmployeeRef,
+    pub employer_ref: EmployerRef,
+    pub start_on: NaiveDate,
+    pub end_on: Option<NaiveDate>,
+    /// Groups of the employee's employer, sorted, unique.
+    pub groups: Vec<GroupName>,
+    pub line: u64,
+    first_name: &'a str,
+    last_name: &'a str,
+    email: &'a str,
+    phone: &'a str,
+    date_of_birth: NaiveDate,
+    sex_at_birth: SexAtBirth,
+    national_tax_id: &'a str,
+    home_address: AddressFields<'a>,
+    nationality: Option<CountryCode>,
+    metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl EmployeeRecord<'_> {
+    /// The values its fingerprint covers.
+    pub fn fields(&self) -> EmployeeFields<'_> {
+        EmployeeFields {
+            first_name: self.first_name,
+            last_name: self.last_name,
+            email: self.email,
+            phone: self.phone,
+            date_of_birth: self.date_of_birth,
+            start_on: self.start_on,
+            sex_at_birth: self.sex_at_birth,
+            national_tax_id: self.national_tax_id,
+            home_address: self.home_address,
+            nationality: self.nationality,
+            metadata: MetadataFields::Checked(&self.metadata),
+        }
+    }
+
+    /// The owned employee (every value was checked when the row was read).
+    pub fn to_employee(&self) -> Employee {
+        Employee {
+            employee_ref: self.employee_ref.clone(),
+            employer_ref: self.employer_ref.clone(),
+            first_name: checked(Text::parse(self.first_name)),
+            last_name: checked(Text::parse(self.last_name)),
+            email: checked(Email::parse(self.email)),
+            phone: checked(E164Phone::parse(self.phone)),
+            date_of_birth: self.date_of_birth,
+            start_on: self.start_on,
+            sex_at_birth: self.sex_at_birth,
+            national_tax_id: checked(TaxId::parse(self.national_tax_id)),
+            home_address: self.home_address.to_address(),
+            nationality: self.nationality,
+            end_on: self.end_on,
+            groups: self.groups.clone(),
+            metadata: Metadata::from_checked(&self.metadata),
+            line: self.line,
+        }
+    }
+}
+
+/// A value parsed again from text its parser accepted when the row was read.
+fn checked<T>(parsed: Result<T, Violation>) -> T {
+    parsed.expect("the value was checked when the row was read")
+}
+
+fn parse_row<'a>(
+    row: &mut Row<'a>,
     employers: &Employers,
     today: NaiveDate,
     line: u64,
-) -> Option<(u32, Employee)> {
+) -> Option<EmployeeRecord<'a>> {
     let employee_ref = row.required(EMPLOYEE_REF, EmployeeRef::parse);
     // A ref that names one of the file's employers is valid by
     // construction: take that employer (and its shared ref) without parsing
@@ -289,19 +361,19 @@ fn parse_row(
             row.required(EMPLOYER_REF, EmployerRef::parse)
                 .and_then(|r| employer_of(row, employers, &r))
         });
-    let first_name = row.required(FIRST_NAME, Text::parse);
-    let last_name = row.required(LAST_NAME, Text::parse);
-    let email = row.required(EMAIL, Email::parse);
-    let phone = row.required(PHONE_NUMBER, E164Phone::parse);
+    let first_name = row.required(FIRST_NAME, Text::check);
+    let last_name = row.required(LAST_NAME, Text::check);
+    let email = row.required(EMAIL, Email::check);
+    let phone = row.required(PHONE_NUMBER, E164Phone::check);
     let date_of_birth = row.required(DATE_OF_BIRTH, parse_date);
     let start_on = row.required(START_ON, parse_date);
     let sex_at_birth = row.required(SEX_AT_BIRTH, SexAtBirth::parse);
-    let national_tax_id = row.required(NATIONAL_TAX_ID, TaxId::parse);
-    let home_address = row.address(&ADDRESS);
+    let national_tax_id = row.required(NATIONAL_TAX_ID, TaxId::check);
+    let home_address = row.address_fields(&ADDRESS);
     let nationality = row.optional(NATIONALITY, CountryCode::parse);
     let end_on = row.optional(END_ON, parse_date);
     let groups = groups(row, employers, employer);
-    let metadata = row.metadata();
+    let metadata = row.metadata_pairs();
 
     let epoch = epoch_1900();
     if let Some(dob) = date_of_birth {
@@ -335,7 +407,8 @@ fn parse_row(
         return None;
     }
     let at = employer?;
-    let employee = Employee {
+    Some(EmployeeRecord {
+        employer: at,
         employee_ref: employee_ref?,
         // The employers file's own ref: shared, not a copy per employee.
         employer_ref: employers.ref_at(at).clone(),
@@ -353,11 +426,9 @@ fn parse_row(
         groups: groups?,
         metadata: metadata?,
         line,
-    };
-    Some((at, employee))
+    })
 }
 
-/// The employee's employer, or a rejection saying why there is none.
 /// The position of the employee's employer, or why there is none.
 fn employer_of(row: &mut Row<'_>, employers: &Employers, r: &EmployerRef) -> Option<u32> {
     if employers.rejected.contains(r) {
@@ -504,6 +575,57 @@ mod tests {
 
     fn is(col: &str, rule: Rule) -> Option<(String, Rule)> {
         Some((col.to_owned(), rule))
+    }
+
+    /// A row fingerprinted from its borrowed values (plan) and from the
+    /// owned employee made of them (apply, and what the state records) must
+    /// agree, or a synced employee would look changed to one of them.
+    #[test]
+    fn a_record_and_its_employee_fingerprint_alike() {
+        let employers = super::super::read_employers(file(EMPLOYERS).path()).unwrap();
+        let head = format!("{HEAD},address_line2,address_line3,metadata.dept,metadata.cost");
+        let rows = [
+            format!("{},,,,", row("E1", &[]).trim_end()),
+            format!(
+                "{}, Flat 2 ,Block C, Sales ,CC1",
+                row(
+                    "E2",
+                    &[
+                        ("state", "LDN"),
+                        ("nationality", "fr"),
+                        ("end_on", "2026-01-01")
+                    ]
+                )
+                .trim_end()
+            ),
+            format!(
+                "{},,,,Zoë",
+                row(
+                    "E3",
+                    &[("first_name", " Zoë "), ("groups", "Dental;Health")]
+                )
+                .trim_end()
+            ),
+        ];
+        let f = file(&format!("{head}\n{}\n", rows.join("\n")));
+        let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        let mut seen = 0;
+        let s = read_employee_records(f.path(), &employers, today, |r| {
+            seen += 1;
+            let e = r.to_employee();
+            assert_eq!(e.employee_ref, r.employee_ref);
+            for seed in [0, 7] {
+                assert_eq!(
+                    crate::plan::fingerprint::employee_fields(seed, &r.fields()),
+                    crate::plan::fingerprint::employee(seed, &e),
+                    "{}",
+                    r.employee_ref
+                );
+            }
+        })
+        .unwrap();
+        assert!(s.rejections.is_empty(), "{:?}", s.rejections);
+        assert_eq!(seen, 3);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod rejection;
 mod row;
 
 pub use employees::{
-    read_employees, read_employees_as_of, read_employees_placed, EmployeesSummary,
+    read_employee_records, read_employees, read_employees_as_of, EmployeeRecord, EmployeesSummary,
 };
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};

@@ -11,7 +11,7 @@ use csv::ByteRecord;
 use super::header::Header;
 use super::reader::Located;
 use crate::model::{
-    truncate, Address, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
+    truncate, Address, AddressFields, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
 };
 
 /// Columns whose values are not personal data, so a rejection may quote a
@@ -257,7 +257,7 @@ impl<'a> Row<'a> {
     pub(crate) fn required<T>(
         &mut self,
         id: usize,
-        parse: impl FnOnce(&str) -> Result<T, Violation>,
+        parse: impl FnOnce(&'a str) -> Result<T, Violation>,
     ) -> Option<T> {
         let value = self.raw(id);
         match parse(value) {
@@ -274,7 +274,7 @@ impl<'a> Row<'a> {
     pub(crate) fn optional<T>(
         &mut self,
         id: usize,
-        parse: impl FnOnce(&str) -> Result<T, Violation>,
+        parse: impl FnOnce(&'a str) -> Result<T, Violation>,
     ) -> Option<Option<T>> {
         if self.raw(id).is_empty() {
             return Some(None);
@@ -301,12 +301,18 @@ impl<'a> Row<'a> {
 
     /// All `metadata.KEY` columns, within Kota's limits.
     pub(crate) fn metadata(&mut self) -> Option<Metadata> {
+        self.metadata_pairs().map(|m| Metadata::from_checked(&m))
+    }
+
+    /// [`Row::metadata`] as borrowed pairs, sorted by key.
+    pub(crate) fn metadata_pairs(&mut self) -> Option<Vec<(&'a str, &'a str)>> {
         let rec = self.rec;
-        let cols = &self.header.metadata;
+        let header = self.header;
+        let cols = &header.metadata;
         let pairs = cols
             .iter()
             .map(|(k, pos)| (k.as_str(), Self::str_at(rec, *pos)));
-        let err = match Metadata::from_pairs(pairs) {
+        let err = match Metadata::check_pairs(pairs) {
             Ok(m) => return Some(m),
             Err(e) => e,
         };
@@ -333,12 +339,17 @@ impl<'a> Row<'a> {
 
     /// An address; state is required where the country needs one.
     pub(crate) fn address(&mut self, c: &AddressCols) -> Option<Address> {
-        let line1 = self.required(c.line1, Text::parse);
-        let line2 = self.optional(c.line2, Text::parse);
-        let line3 = self.optional(c.line3, Text::parse);
-        let city = self.required(c.city, Text::parse);
-        let state = self.optional(c.state, Text::parse);
-        let postal_code = self.required(c.postal_code, Text::parse);
+        self.address_fields(c).map(|a| a.to_address())
+    }
+
+    /// [`Row::address`], borrowed.
+    pub(crate) fn address_fields(&mut self, c: &AddressCols) -> Option<AddressFields<'a>> {
+        let line1 = self.required(c.line1, Text::check);
+        let line2 = self.optional(c.line2, Text::check);
+        let line3 = self.optional(c.line3, Text::check);
+        let city = self.required(c.city, Text::check);
+        let state = self.optional(c.state, Text::check);
+        let postal_code = self.required(c.postal_code, Text::check);
         let country = self.required(c.country, CountryCode::parse);
         if let (Some(country), Some(None)) = (country, &state) {
             if country.needs_state() {
@@ -354,7 +365,7 @@ impl<'a> Row<'a> {
                 return None;
             }
         }
-        Some(Address {
+        Some(AddressFields {
             line1: line1?,
             line2: line2?,
             line3: line3?,

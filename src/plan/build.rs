@@ -5,7 +5,8 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use super::planner::{Finding, Keep, PlanContext, Planner};
+use super::fingerprint;
+use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
@@ -62,18 +63,34 @@ fn read_and_plan(
     employers: &input::Employers,
     planner: &mut Planner<'_>,
 ) -> Result<input::EmployeesSummary, InputError> {
-    // Each employee travels with its employer's position in the employers
+    // Each row travels with its employer's position in the employers
     // slice (found while validating), so that the planner reads arrays
-    // instead of probing maps by ref.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Option<u32>, Employee)>>(IN_FLIGHT);
+    // instead of probing maps by ref. The reading thread fingerprints the
+    // row from its borrowed values and copies them into an owned employee
+    // only when the plan keeps payloads (apply): a plan for a report
+    // allocates nothing per row but its ref and groups.
+    let needs = planner.row_needs();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u32, PlanRow)>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("read-employees".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH);
                 let today = chrono::Local::now().date_naive();
-                let summary = input::read_employees_placed(path, employers, today, |at, e| {
-                    batch.push((Some(at), e));
+                let summary = input::read_employee_records(path, employers, today, |mut r| {
+                    let fp = needs
+                        .fingerprints
+                        .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
+                    let payload = needs.payloads.then(|| r.to_employee());
+                    let row = PlanRow {
+                        employee_ref: r.employee_ref,
+                        groups: std::mem::take(&mut r.groups),
+                        start_on: r.start_on,
+                        end_on: r.end_on,
+                        fp,
+                        payload,
+                    };
+                    batch.push((r.employer, row));
                     if batch.len() == BATCH {
                         // A send fails only if the planner is gone, i.e. it
                         // panicked; the scope re-raises that panic.
@@ -90,8 +107,8 @@ fn read_and_plan(
                 source,
             })?;
         for batch in rx {
-            for (at, e) in batch {
-                planner.employee_at(at, e);
+            for (at, row) in batch {
+                planner.row(Some(at), row);
             }
         }
         match reader.join() {

@@ -11,7 +11,9 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use chrono::{Datelike, NaiveDate};
 
 use super::op::Changes;
-use crate::model::{Address, ConnectionSpec, CountryCode, Employee, Employer, Metadata, Text};
+use crate::model::{
+    AddressFields, ConnectionSpec, CountryCode, Employee, EmployeeFields, Employer, Text,
+};
 use crate::state::Sections;
 
 /// Sections of an employer, in blob order.
@@ -91,18 +93,18 @@ impl H {
     }
 }
 
-fn address(h: &mut H, a: &Address) -> u64 {
-    h.s(a.line1.as_str())
-        .t(&a.line2)
-        .t(&a.line3)
-        .s(a.city.as_str())
-        .t(&a.state)
-        .s(a.postal_code.as_str())
+fn address(h: &mut H, a: &AddressFields) -> u64 {
+    h.s(a.line1)
+        .o(a.line2)
+        .o(a.line3)
+        .s(a.city)
+        .o(a.state)
+        .s(a.postal_code)
         .done()
 }
 
-fn metadata(h: &mut H, m: &Metadata) -> u64 {
-    for (k, v) in m.iter() {
+fn metadata<'a>(h: &mut H, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    for (k, v) in pairs {
         h.s(k).s(v);
     }
     h.done()
@@ -147,7 +149,7 @@ pub fn employer(seed: u64, e: &Employer) -> Sections {
     Sections(thin_vec![
         h.s(e.legal_name.as_str()).done(),
         h.t(&e.registration_number).done(),
-        address(h, &e.address),
+        address(h, &e.address.fields()),
         h.s(e.contact.name.as_str())
             .s(e.contact.email.as_str())
             .done(),
@@ -155,21 +157,27 @@ pub fn employer(seed: u64, e: &Employer) -> Sections {
             Some(d) => date(h, d).done(),
             None => h.o(None).done(),
         },
-        metadata(h, &e.metadata),
+        metadata(h, e.metadata.iter()),
         h.s(e.address.country.as_str()).done(),
     ])
 }
 
 pub fn employee(seed: u64, e: &Employee) -> Sections {
+    employee_fields(seed, &e.fields())
+}
+
+/// [`employee`] from borrowed values (the reader fingerprints rows without
+/// making owned employees).
+pub fn employee_fields(seed: u64, e: &EmployeeFields) -> Sections {
     let h = &mut H::new(seed);
     Sections(thin_vec![
-        h.s(e.first_name.as_str()).s(e.last_name.as_str()).done(),
-        h.s(e.national_tax_id.expose()).done(),
-        h.s(e.email.as_str()).s(e.phone.as_str()).done(),
+        h.s(e.first_name).s(e.last_name).done(),
+        h.s(e.national_tax_id).done(),
+        h.s(e.email).s(e.phone).done(),
         address(h, &e.home_address),
         h.o(e.nationality.as_ref().map(CountryCode::as_str)).done(),
         date(h, e.start_on).done(),
-        metadata(h, &e.metadata),
+        metadata(h, e.metadata.iter()),
         date(h, e.date_of_birth)
             .s(e.sex_at_birth.as_str())
             .s(e.home_address.country.as_str())

@@ -8,7 +8,7 @@ pub mod saved;
 
 pub use build::{build, build_from, read_employers, FileInfo, Plan};
 pub use op::{Deps, OpKind, Operation, Subject, Target};
-pub use planner::{Finding, FindingKind, Keep, PlanBody, PlanContext, Planner};
+pub use planner::{Finding, FindingKind, Keep, PlanBody, PlanContext, PlanRow, Planner, RowNeeds};
 pub use saved::{SavedPlan, Stale};
 
 #[cfg(test)]

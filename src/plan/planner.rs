@@ -115,6 +115,30 @@ pub struct PlanBody {
     pub employees: HashMap<EmployeeRef, Employee>,
 }
 
+/// What planning takes of a valid employee row.
+pub struct PlanRow {
+    pub employee_ref: EmployeeRef,
+    /// Groups of the employee's employer, sorted, unique.
+    pub groups: Vec<GroupName>,
+    pub start_on: NaiveDate,
+    pub end_on: Option<NaiveDate>,
+    /// The employee's fingerprint, when [`RowNeeds::fingerprints`].
+    pub fp: Option<Sections>,
+    /// The whole employee, when [`RowNeeds::payloads`] (apply).
+    pub payload: Option<Employee>,
+}
+
+/// What the rows handed to a [`Planner`] must carry: fingerprints when
+/// the plan keeps them or the state has employees to compare with, whole
+/// employees when the plan keeps payloads.
+#[derive(Debug, Clone, Copy)]
+pub struct RowNeeds {
+    /// The state's fingerprint seed.
+    pub seed: u64,
+    pub fingerprints: bool,
+    pub payloads: bool,
+}
+
 /// Builds a plan from the employers up front and the employees as they
 /// stream in.
 pub struct Planner<'a> {
@@ -398,25 +422,51 @@ impl<'a> Planner<'a> {
     }
 
     /// Plan one valid employee (its employer is valid: input checked it).
-    pub fn employee(&mut self, e: Employee) {
+    pub fn employee(&mut self, mut e: Employee) {
         let at = self.employer_index.get(&e.employer_ref).copied();
-        self.employee_at(at, e);
+        let fp = Some(fingerprint::employee(self.snap.fp_seed, &e));
+        let groups = if self.keep.payloads() {
+            e.groups.clone()
+        } else {
+            std::mem::take(&mut e.groups)
+        };
+        let r = PlanRow {
+            employee_ref: e.employee_ref.clone(),
+            groups,
+            start_on: e.start_on,
+            end_on: e.end_on,
+            fp,
+            payload: None,
+        };
+        let payload = self.keep.payloads().then_some(e);
+        self.row(at, PlanRow { payload, ..r });
     }
 
-    /// [`Planner::employee`], given the position of the employee's employer
-    /// in the employers slice (`input::Employers::position`), which spares
-    /// the lookup by ref.
-    pub fn employee_at(&mut self, employer: Option<u32>, e: Employee) {
+    /// What the rows handed to [`Planner::row`] must carry.
+    pub fn row_needs(&self) -> RowNeeds {
+        RowNeeds {
+            seed: self.snap.fp_seed,
+            // A synced employee's fingerprint is compared with the state's.
+            fingerprints: self.keep.fingerprints() || !self.snap.employees.is_empty(),
+            payloads: self.keep.payloads(),
+        }
+    }
+
+    /// Plan one valid employee row, given the position of its employer in
+    /// the employers slice (`input::EmployeeRecord::employer`), which
+    /// spares a lookup by ref. The row carries what [`Planner::row_needs`]
+    /// says.
+    pub fn row(&mut self, employer: Option<u32>, r: PlanRow) {
         self.valid_employees += 1;
         let Some(at) = employer.map(|i| i as usize) else {
             return;
         };
         let employer = &self.employers[at];
-        debug_assert_eq!(employer.employer_ref, e.employer_ref);
+        let er = &employer.employer_ref;
         let first = self.body.operations.len() as u32;
         // One lookup per employee; `snap` outlives `self`'s borrows.
         let snap = self.snap;
-        let synced = match snap.employees.position(&e.employee_ref) {
+        let synced = match snap.employees.position(&r.employee_ref) {
             Some(i) => {
                 self.mark_seen(i);
                 Some(snap.employees.at(i).1)
@@ -424,21 +474,20 @@ impl<'a> Planner<'a> {
             None => None,
         };
         let fp = if synced.is_some() || self.keep.fingerprints() {
-            fingerprint::employee(snap.fp_seed, &e)
+            r.fp.expect("a row the plan compares or keeps carries its fingerprint (row_needs)")
         } else {
             Sections::default()
         };
         let changed = synced.is_some_and(|o| o.fp != fp);
-        let er = &e.employer_ref;
-        let subject = Subject::Employee(er.clone(), e.employee_ref.clone());
+        let subject = Subject::Employee(er.clone(), r.employee_ref.clone());
         let mut create: Option<u32> = None;
-        let mut leaving_or_left = e.end_on.is_some();
+        let mut leaving_or_left = r.end_on.is_some();
         match synced {
             None => {
-                if let Some(end) = e.end_on.filter(|d| *d < self.ctx.today) {
+                if let Some(end) = r.end_on.filter(|d| *d < self.ctx.today) {
                     self.body.findings.push(Finding {
                         kind: FindingKind::LeftBeforeSync,
-                        subject: e.employee_ref.to_string(),
+                        subject: r.employee_ref.to_string(),
                         message: format!("left on {end}, before ever being synced; not created"),
                     });
                     return;
@@ -457,7 +506,7 @@ impl<'a> Planner<'a> {
                 if &old.employer_ref != er {
                     self.body.findings.push(Finding {
                         kind: FindingKind::ImmutableChange,
-                        subject: e.employee_ref.to_string(),
+                        subject: r.employee_ref.to_string(),
                         message: format!(
                             "moved from employer {} to {er}; Kota cannot move an employee between employers: offboard and re-hire under a new employee_ref",
                             old.employer_ref
@@ -466,10 +515,10 @@ impl<'a> Planner<'a> {
                     return;
                 }
                 leaving_or_left |= old.offboarded;
-                if old.offboarded && e.end_on.is_none() {
+                if old.offboarded && r.end_on.is_none() {
                     self.body.findings.push(Finding {
                         kind: FindingKind::OffboardedButPresent,
-                        subject: e.employee_ref.to_string(),
+                        subject: r.employee_ref.to_string(),
                         message: "offboarded in Kota, but the export has no end_on; cancel the offboarding in Kota if this is a re-hire".into(),
                     });
                 }
@@ -485,7 +534,7 @@ impl<'a> Planner<'a> {
                     record.0[EMPLOYEE_FIXED] = old.fp.0[EMPLOYEE_FIXED];
                     self.body.findings.push(Finding {
                         kind: FindingKind::ImmutableChange,
-                        subject: e.employee_ref.to_string(),
+                        subject: r.employee_ref.to_string(),
                         message: "date of birth, sex at birth or home country changed; Kota cannot update these (the home address was left as it was); correct the record in Kota".into(),
                     });
                 }
@@ -503,7 +552,7 @@ impl<'a> Planner<'a> {
                     .memberships
                     .iter()
                     .filter(|(g, s)| {
-                        *s == MembershipState::Added && e.groups.binary_search(g).is_err()
+                        *s == MembershipState::Added && r.groups.binary_search(g).is_err()
                     })
                     .map(|(g, _)| g)
                     .collect();
@@ -511,14 +560,14 @@ impl<'a> Planner<'a> {
                 for g in gone {
                     self.body.findings.push(Finding {
                         kind: FindingKind::MembershipRemoved,
-                        subject: format!("{}|{g}", e.employee_ref),
+                        subject: format!("{}|{g}", r.employee_ref),
                         message: "no longer in this group in payroll; Kota has no call to remove a member: end it in Kota".into(),
                     });
                 }
             }
         }
         if !leaving_or_left {
-            for g in &e.groups {
+            for g in &r.groups {
                 let Some(gi) = employer.group_position(g.as_str()) else {
                     continue;
                 };
@@ -532,7 +581,7 @@ impl<'a> Planner<'a> {
                         // not-yet-started employee's start date has come, or
                         // weekly; not every night (a nightly no-op run sends
                         // nothing).
-                        let started = codes.contains("not_started") && e.start_on <= self.ctx.today;
+                        let started = codes.contains("not_started") && r.start_on <= self.ctx.today;
                         let stale =
                             checked.is_none_or(|d| d + chrono::Days::new(7) <= self.ctx.today);
                         if !started && !stale {
@@ -553,7 +602,7 @@ impl<'a> Planner<'a> {
                 };
                 self.push(Operation {
                     kind: OpKind::MembershipAdd,
-                    subject: Subject::Membership(er.clone(), e.employee_ref.clone(), g.clone()),
+                    subject: Subject::Membership(er.clone(), r.employee_ref.clone(), g.clone()),
                     fp: Sections::default(),
                     changes: Changes::NONE,
                     deps,
@@ -562,7 +611,7 @@ impl<'a> Planner<'a> {
             }
         }
         let offboarded = synced.is_some_and(|s| s.offboarded);
-        if let (Some(end), false) = (e.end_on, offboarded) {
+        if let (Some(end), false) = (r.end_on, offboarded) {
             self.push(Operation {
                 kind: OpKind::EmployeeOffboard,
                 subject,
@@ -572,8 +621,10 @@ impl<'a> Planner<'a> {
                 note: Some(format!("end_on {end}").into()),
             });
         }
-        if self.keep.payloads() && self.body.operations.len() as u32 > first {
-            self.body.employees.insert(e.employee_ref.clone(), e);
+        if self.body.operations.len() as u32 > first {
+            if let Some(p) = r.payload {
+                self.body.employees.insert(r.employee_ref, p);
+            }
         }
     }
 

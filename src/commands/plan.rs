@@ -33,9 +33,10 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     })?;
     store.close();
     tracing::debug!(
-        "state loaded in {:.2?}: {} employees",
+        "state loaded in {:.2?}: {} employees (rss {})",
         started.elapsed(),
-        snap.employees.len()
+        snap.employees.len(),
+        crate::memory::peak_rss()
     );
     let plan = plan::build_from(
         employers,

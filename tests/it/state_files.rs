@@ -15,6 +15,24 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Every row of `tables`, as text, in a stable order.
+/// The fixture's exports copied into `d`, and its v1 state written as
+/// `d/state.db` (WAL, as the v1 build kept it) with its recorded sandbox
+/// data file at `data`.
+fn v1_state(d: &Path, data: &Path) -> (PathBuf, rusqlite::Connection) {
+    for f in ["employers.csv", "employees.csv"] {
+        std::fs::copy(fixture(f), d.join(f)).unwrap();
+    }
+    let state = d.join("state.db");
+    let sql = std::fs::read_to_string(fixture("state-v1.sql"))
+        .unwrap()
+        .replace("@SANDBOX_DATA@", &data.display().to_string());
+    let c = rusqlite::Connection::open(&state).unwrap();
+    c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    c.execute_batch(&sql).unwrap();
+    (state, c)
+}
+
 fn dump(db: &Path, tables: &[&str]) -> Vec<String> {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut all = Vec::new();
@@ -76,9 +94,6 @@ fn journal(db: &Path) -> Vec<(String, String)> {
 async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for f in ["employers.csv", "employees.csv"] {
-        std::fs::copy(fixture(f), d.join(f)).unwrap();
-    }
     // The remote world the v1 state was synced against, and the state.
     let data = d.join("sandbox-data.db");
     rusqlite::Connection::open(&data)
@@ -86,15 +101,8 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
         .execute_batch(&std::fs::read_to_string(fixture("sandbox-data.sql")).unwrap())
         .unwrap();
     let data = std::fs::canonicalize(&data).unwrap();
-    let state = d.join("state.db");
-    let sql = std::fs::read_to_string(fixture("state-v1.sql"))
-        .unwrap()
-        .replace("@SANDBOX_DATA@", &data.display().to_string());
-    {
-        let c = rusqlite::Connection::open(&state).unwrap();
-        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .unwrap();
-        c.execute_batch(&sql).unwrap();
+    let state = {
+        let (state, c) = v1_state(d, &data);
         // A refused operation, as a v1 run would have left it: the v1 sync
         // finished every operation, and open rows must survive v3.
         c.execute(
@@ -104,7 +112,8 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
             [],
         )
         .unwrap();
-    }
+        state
+    };
     assert_eq!(user_version(&state), 1);
     let before = dump(&state, &KEPT);
     assert!(before.len() > 20, "the fixture has rows: {before:?}");
@@ -406,19 +415,8 @@ async fn a_read_only_state_directory_is_a_clear_error() {
 async fn a_damaged_state_is_refused_by_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for f in ["employers.csv", "employees.csv"] {
-        std::fs::copy(fixture(f), d.join(f)).unwrap();
-    }
-    let state = d.join("state.db");
-    {
-        let sql = std::fs::read_to_string(fixture("state-v1.sql"))
-            .unwrap()
-            .replace("@SANDBOX_DATA@", "/nonexistent");
-        rusqlite::Connection::open(&state)
-            .unwrap()
-            .execute_batch(&sql)
-            .unwrap();
-    }
+    let (state, c) = v1_state(d, Path::new("/nonexistent"));
+    drop(c);
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -83,7 +83,12 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
                     println!("        {line}");
                 }
             }
-            println!("\nJournal");
+            // Done operations leave no journal row (their effect is the
+            // record): what is listed is what a run left open.
+            println!("\nJournal (operations left open; done ones are not kept)");
+            if status.journal.is_empty() {
+                println!("  none");
+            }
             for (s, n) in &status.journal {
                 println!("  {s:<10} {n}");
             }

@@ -185,6 +185,10 @@ macro_rules! natural_key {
             /// At most 200 bytes of printable characters without `;`, so a
             /// key can be part of an operation key and an idempotency key.
             pub fn parse(s: &str) -> Result<Self, Violation> {
+                Self::check(s).map(|s| $t(ArcStr::from(s)))
+            }
+            /// The trimmed ref if it is a valid one, without making one.
+            pub fn check(s: &str) -> Result<&str, Violation> {
                 let s = s.trim();
                 if s.is_empty() {
                     return Err(Violation::new(Rule::Required, "must not be empty"));
@@ -201,7 +205,7 @@ macro_rules! natural_key {
                         "contains a control character or '|'",
                     ));
                 }
-                Ok($t(ArcStr::from(s)))
+                Ok(s)
             }
             pub fn as_str(&self) -> &str {
                 &self.0

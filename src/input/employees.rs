@@ -10,13 +10,12 @@ use csv::ByteRecord;
 
 use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
-use super::row::{AddressCols, Problem, Row};
+use super::row::{checked, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::fxhash::FxHashMap;
 use crate::model::{
     epoch_1900, parse_date, AddressFields, CountryCode, E164Phone, Email, Employee, EmployeeFields,
     EmployeeRef, EmployerRef, GroupName, Metadata, MetadataFields, Rule, SexAtBirth, TaxId, Text,
-    Violation,
 };
 
 const EMPLOYEE_REF: usize = 0;
@@ -338,11 +337,6 @@ impl EmployeeRecord<'_> {
             line: self.line,
         }
     }
-}
-
-/// A value parsed again from text its parser accepted when the row was read.
-fn checked<T>(parsed: Result<T, Violation>) -> T {
-    parsed.expect("the value was checked when the row was read")
 }
 
 fn parse_row<'a>(

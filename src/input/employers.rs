@@ -15,13 +15,13 @@ use csv::ByteRecord;
 use super::header::Header;
 use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
-use super::row::{AddressCols, Problem, Row};
+use super::row::{checked, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, InputError, InputWarning};
 
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::model::{
-    parse_date, Address, CarrierId, ConnectionSpec, Contact, Ein, Email, Employer, EmployerRef,
-    GroupName, GroupSpec, Metadata, Rule, Text,
+    parse_date, Address, AddressFields, CarrierId, ConnectionSpec, Contact, Ein, Email, Employer,
+    EmployerRef, GroupName, GroupSpec, Metadata, Rule, Text,
 };
 
 const EMPLOYER_REF: usize = 0;
@@ -146,12 +146,48 @@ struct Core {
     metadata: Metadata,
 }
 
+/// A row's employer-level fields, borrowed from the record: every row of
+/// an employer repeats them, and only the first row's are kept (owned); the
+/// others are compared with it without a copy.
+struct CoreFields<'a> {
+    legal_name: &'a str,
+    registration_number: Option<&'a str>,
+    address: AddressFields<'a>,
+    contact_name: &'a str,
+    contact_email: &'a str,
+    earliest_benefits_start_date: Option<chrono::NaiveDate>,
+    metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl CoreFields<'_> {
+    fn to_core(&self) -> Core {
+        Core {
+            legal_name: checked(Text::parse(self.legal_name)),
+            registration_number: self.registration_number.map(|r| checked(Text::parse(r))),
+            address: self.address.to_address(),
+            contact: Contact {
+                name: checked(Text::parse(self.contact_name)),
+                email: checked(Email::parse(self.contact_email)),
+            },
+            earliest_benefits_start_date: self.earliest_benefits_start_date,
+            metadata: Metadata::from_checked(&self.metadata),
+        }
+    }
+
+    fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| self.metadata[i].1)
+    }
+}
+
 /// A valid row.
-#[derive(Debug)]
-struct Parsed {
-    employer_ref: EmployerRef,
+struct Parsed<'a> {
+    /// Checked, not yet a shared ref: most rows repeat an employer's.
+    employer_ref: &'a str,
     line: u64,
-    core: Core,
+    core: CoreFields<'a>,
     group: Option<GroupSpec>,
     connection: Option<ConnectionSpec>,
 }
@@ -196,7 +232,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         rows += 1;
         let mut row = Row::new(&rec, &header, None);
         let shape = row.check_shape(&loc);
-        let key = EmployerRef::parse(row.raw(EMPLOYER_REF)).ok();
+        let key = EmployerRef::check(row.raw(EMPLOYER_REF)).ok();
         let outcome = match shape {
             Err(p) => Err(p),
             Ok(()) => parse_row(row, loc.line),
@@ -216,22 +252,25 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
                     group,
                     connection,
                 };
-                match valid.entry(employer_ref) {
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(Rows {
-                            first_line: line,
-                            core,
-                            rows: vec![extra],
-                        });
+                match valid.get_mut(employer_ref) {
+                    None => {
+                        valid.insert(
+                            checked(EmployerRef::parse(employer_ref)),
+                            Rows {
+                                first_line: line,
+                                core: core.to_core(),
+                                rows: vec![extra],
+                            },
+                        );
                     }
-                    std::collections::btree_map::Entry::Occupied(o) => {
-                        let acc = o.into_mut();
+                    Some(acc) => {
                         extra.diff = first_core_difference(&acc.core, &core, &header);
                         acc.rows.push(extra);
                     }
                 }
             }
             Err(p) => {
+                let key = key.map(|k| checked(EmployerRef::parse(k)));
                 rejections.push(rejection(&file, loc.line, p, key.as_ref()));
                 if let Some(k) = key {
                     rejected.insert(k);
@@ -323,15 +362,15 @@ fn rejection(file: &str, line: u64, p: Problem, key: Option<&EmployerRef>) -> Re
     }
 }
 
-fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed, Problem> {
-    let employer_ref = row.required(EMPLOYER_REF, EmployerRef::parse);
-    let legal_name = row.required(LEGAL_NAME, Text::parse);
-    let registration_number = row.optional(REGISTRATION_NUMBER, Text::parse);
-    let address = row.address(&ADDRESS);
-    let contact_name = row.required(CONTACT_NAME, Text::parse);
-    let contact_email = row.required(CONTACT_EMAIL, Email::parse);
+fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed<'_>, Problem> {
+    let employer_ref = row.required(EMPLOYER_REF, EmployerRef::check);
+    let legal_name = row.required(LEGAL_NAME, Text::check);
+    let registration_number = row.optional(REGISTRATION_NUMBER, Text::check);
+    let address = row.address_fields(&ADDRESS);
+    let contact_name = row.required(CONTACT_NAME, Text::check);
+    let contact_email = row.required(CONTACT_EMAIL, Email::check);
     let earliest = row.optional(EARLIEST_BENEFITS_START_DATE, parse_date);
-    let metadata = row.metadata();
+    let metadata = row.metadata_pairs();
     let group = group(&mut row);
     let connection = connection(&mut row);
     let problem = row.finish();
@@ -339,14 +378,12 @@ fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed, Problem> {
         Some(Parsed {
             employer_ref: employer_ref?,
             line,
-            core: Core {
+            core: CoreFields {
                 legal_name: legal_name?,
                 registration_number: registration_number?,
                 address: address?,
-                contact: Contact {
-                    name: contact_name?,
-                    email: contact_email?,
-                },
+                contact_name: contact_name?,
+                contact_email: contact_email?,
                 earliest_benefits_start_date: earliest?,
                 metadata: metadata?,
             },
@@ -576,14 +613,14 @@ fn conflicts(key: &EmployerRef, rows: &Rows, header: &Header) -> Option<Vec<(u64
 
 /// Header position of the first employer-level column (in header order)
 /// whose normalised value differs between two rows.
-fn first_core_difference(a: &Core, b: &Core, header: &Header) -> Option<usize> {
-    let aa = &a.address;
+fn first_core_difference(a: &Core, b: &CoreFields, header: &Header) -> Option<usize> {
+    let aa = a.address.fields();
     let ba = &b.address;
     let known = [
-        (LEGAL_NAME, a.legal_name != b.legal_name),
+        (LEGAL_NAME, a.legal_name.as_str() != b.legal_name),
         (
             REGISTRATION_NUMBER,
-            a.registration_number != b.registration_number,
+            a.registration_number.as_ref().map(Text::as_str) != b.registration_number,
         ),
         (ADDRESS_LINE1, aa.line1 != ba.line1),
         (ADDRESS_LINE2, aa.line2 != ba.line2),
@@ -592,14 +629,14 @@ fn first_core_difference(a: &Core, b: &Core, header: &Header) -> Option<usize> {
         (STATE, aa.state != ba.state),
         (POSTAL_CODE, aa.postal_code != ba.postal_code),
         (COUNTRY_CODE, aa.country != ba.country),
-        (CONTACT_NAME, a.contact.name != b.contact.name),
+        (CONTACT_NAME, a.contact.name.as_str() != b.contact_name),
         // Mail domains are case-insensitive and exports vary the case.
         (
             CONTACT_EMAIL,
             !a.contact
                 .email
                 .as_str()
-                .eq_ignore_ascii_case(b.contact.email.as_str()),
+                .eq_ignore_ascii_case(b.contact_email),
         ),
         (
             EARLIEST_BENEFITS_START_DATE,
@@ -613,7 +650,7 @@ fn first_core_difference(a: &Core, b: &Core, header: &Header) -> Option<usize> {
     let meta = header
         .metadata
         .iter()
-        .filter(|(k, _)| a.metadata.get(k) != b.metadata.get(k))
+        .filter(|(k, _)| a.metadata.get(k) != b.metadata(k))
         .map(|(_, pos)| *pos);
     known.chain(meta).min()
 }

@@ -11,7 +11,7 @@ use csv::ByteRecord;
 use super::header::Header;
 use super::reader::Located;
 use crate::model::{
-    truncate, Address, AddressFields, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
+    truncate, AddressFields, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
 };
 
 /// Columns whose values are not personal data, so a rejection may quote a
@@ -299,12 +299,8 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// All `metadata.KEY` columns, within Kota's limits.
-    pub(crate) fn metadata(&mut self) -> Option<Metadata> {
-        self.metadata_pairs().map(|m| Metadata::from_checked(&m))
-    }
-
-    /// [`Row::metadata`] as borrowed pairs, sorted by key.
+    /// All `metadata.KEY` columns, within Kota's limits, as borrowed
+    /// pairs sorted by key ([`Metadata::from_checked`] owns them).
     pub(crate) fn metadata_pairs(&mut self) -> Option<Vec<(&'a str, &'a str)>> {
         let rec = self.rec;
         let header = self.header;
@@ -337,12 +333,8 @@ impl<'a> Row<'a> {
         None
     }
 
-    /// An address; state is required where the country needs one.
-    pub(crate) fn address(&mut self, c: &AddressCols) -> Option<Address> {
-        self.address_fields(c).map(|a| a.to_address())
-    }
-
-    /// [`Row::address`], borrowed.
+    /// An address, borrowed ([`AddressFields::to_address`] owns it);
+    /// state is required where the country needs one.
     pub(crate) fn address_fields(&mut self, c: &AddressCols) -> Option<AddressFields<'a>> {
         let line1 = self.required(c.line1, Text::check);
         let line2 = self.optional(c.line2, Text::check);
@@ -384,6 +376,12 @@ impl<'a> Row<'a> {
     pub(crate) fn has_problem(&self) -> bool {
         self.best.is_some()
     }
+}
+
+/// A value parsed again from text its parser accepted when the row was
+/// read (making the owned value of a borrowed, checked one).
+pub(crate) fn checked<T>(parsed: Result<T, Violation>) -> T {
+    parsed.expect("the value was checked when the row was read")
 }
 
 /// A field of an all-ASCII record as text, without validating it again.
@@ -520,7 +518,7 @@ mod tests {
         fields.extend((0..26).map(|_| "v".to_owned()));
         let rec = ByteRecord::from(fields.clone());
         let mut row = Row::new(&rec, &h, None);
-        assert!(row.metadata().is_none());
+        assert!(row.metadata_pairs().is_none());
         let p = row.finish().unwrap();
         assert_eq!(
             (p.column.as_deref(), p.rule),
@@ -530,7 +528,7 @@ mod tests {
         fields[3] = "v".repeat(501);
         let rec = ByteRecord::from(fields);
         let mut row = Row::new(&rec, &h, None);
-        assert!(row.metadata().is_none());
+        assert!(row.metadata_pairs().is_none());
         let p = row.finish().unwrap();
         assert_eq!(p.column.as_deref(), Some("metadata.k2"));
     }

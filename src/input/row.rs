@@ -231,26 +231,23 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn str_at(rec: &'a ByteRecord, pos: usize) -> &'a str {
-        rec.get(pos)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .map(str::trim)
-            .unwrap_or("")
+    /// The trimmed value at header position `pos`; empty if absent or
+    /// unreadable (unreadable values were already reported by
+    /// `check_shape`). An all-ASCII record is not validated again.
+    fn str_at(&self, pos: usize) -> &'a str {
+        let Some(b) = self.rec.get(pos) else {
+            return "";
+        };
+        if self.ascii {
+            ascii_str(b).trim()
+        } else {
+            std::str::from_utf8(b).map_or("", str::trim)
+        }
     }
 
-    /// The trimmed value of a known column; empty if absent or unreadable
-    /// (unreadable values were already reported by `check_shape`).
+    /// The trimmed value of a known column; empty if absent or unreadable.
     pub(crate) fn raw(&self, id: usize) -> &'a str {
-        match self.header.pos(id) {
-            Some(pos) if self.ascii => self
-                .rec
-                .get(pos)
-                .map(ascii_str)
-                .map(str::trim)
-                .unwrap_or(""),
-            Some(pos) => Self::str_at(self.rec, pos),
-            None => "",
-        }
+        self.header.pos(id).map_or("", |pos| self.str_at(pos))
     }
 
     /// Parse a required value; the model's parsers report an empty one.
@@ -302,12 +299,9 @@ impl<'a> Row<'a> {
     /// All `metadata.KEY` columns, within Kota's limits, as borrowed
     /// pairs sorted by key ([`Metadata::from_checked`] owns them).
     pub(crate) fn metadata_pairs(&mut self) -> Option<Vec<(&'a str, &'a str)>> {
-        let rec = self.rec;
         let header = self.header;
         let cols = &header.metadata;
-        let pairs = cols
-            .iter()
-            .map(|(k, pos)| (k.as_str(), Self::str_at(rec, *pos)));
+        let pairs = cols.iter().map(|(k, pos)| (k.as_str(), self.str_at(*pos)));
         let err = match Metadata::check_pairs(pairs) {
             Ok(m) => return Some(m),
             Err(e) => e,
@@ -315,14 +309,14 @@ impl<'a> Row<'a> {
         // Name the column: the one whose own key or value breaks a limit,
         // else (too many keys) the first value past the limit.
         let single = cols.iter().find_map(|(k, pos)| {
-            Metadata::from_pairs([(k.as_str(), Self::str_at(rec, *pos))])
+            Metadata::check_pairs([(k.as_str(), self.str_at(*pos))])
                 .err()
                 .map(|e| (*pos, e))
         });
         let (pos, v) = single.unwrap_or_else(|| {
             let past = cols
                 .iter()
-                .filter(|(_, pos)| !Self::str_at(rec, *pos).is_empty())
+                .filter(|(_, pos)| !self.str_at(*pos).is_empty())
                 .nth(Metadata::MAX_KEYS)
                 .map(|(_, pos)| *pos)
                 .unwrap_or(usize::MAX);

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::model::{CarrierId, Employee, EmployeeRef, Employer, EmployerRef};
 use crate::plan::{Operation, Target};
 use crate::remote::{self, CounterValues, Gate, GateConfig, Http, RetryPolicy};
-use crate::state::{db, Effect, JournalStatus, Snapshot, Store};
+use crate::state::{db, Effect, Snapshot, Store};
 pub use executor::{Clients, Executor, Outcome};
 pub use scheduler::Stop;
 pub use targets::{RawTargets, TargetError, Targets};
@@ -261,37 +261,23 @@ async fn refresh_connections(exec: &Executor) {
         ) else {
             continue;
         };
-        let key = format!("connection.status:{}|{}", row.employer_ref, row.carrier_id);
-        let effect = Effect::ConnectionStatus {
+        changed.push(Effect::ConnectionStatus {
             employer_ref: er,
             carrier_id: c,
             status: now_status.to_owned(),
-        };
-        changed.push((key, effect));
+        });
     }
     if changed.is_empty() {
         return;
     }
-    let run_id = exec.run_id;
-    let now = chrono::Utc::now().to_rfc3339();
-    // One transaction for all of them: nothing here is sent to a server,
-    // so there is no per-connection outcome to keep apart.
+    // One transaction for all of them, and no journal row: a refresh is
+    // not an operation, only a change seen in Noyo.
     let written = exec
         .store
         .write(move |tx| {
-            for (key, effect) in &changed {
-                db::journal_finish(
-                    tx,
-                    key,
-                    "connection.status",
-                    JournalStatus::Done,
-                    Some(effect),
-                    None,
-                    run_id,
-                    &now,
-                )?;
-            }
-            Ok(())
+            changed
+                .iter()
+                .try_for_each(|effect| db::record_effect(tx, effect))
         })
         .await;
     if let Err(e) = written {

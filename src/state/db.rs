@@ -498,11 +498,18 @@ pub fn journal_finish(
         params![op_key, kind, status.as_str(), run_id, now, error],
     )?;
     }
-    if let Some(effect) = effect {
-        apply_effect(tx, effect)?;
-        bump_version(tx)?;
+    match effect {
+        Some(effect) => record_effect(tx, effect),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Put `effect` in the state and bump its version, in the caller's
+/// transaction: what a done operation leaves, and all that a change seen
+/// without an operation (a refreshed Noyo status) leaves.
+pub fn record_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
+    apply_effect(tx, effect)?;
+    bump_version(tx)
 }
 
 fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {

@@ -268,25 +268,36 @@ impl Noyo {
         .await
     }
 
+    /// One page of the group connections list matching `filter`.
+    async fn list_page(
+        &self,
+        filter: &[(&str, &str)],
+        offset: usize,
+        page_size: usize,
+    ) -> Result<Paginated, RemoteError> {
+        let url = join(&self.base, "/api/v1/group_connections");
+        let (off, size) = (offset.to_string(), page_size.to_string());
+        self.call(Safety::Repeatable, |cl, auth| {
+            cl.get(&url)
+                .header("Authorization", auth)
+                .query(filter)
+                .query(&[("offset", off.as_str()), ("page_size", size.as_str())])
+        })
+        .await
+    }
+
     /// Find a connection by carrier and carrier group id.
     pub async fn find(&self, c: &ConnectionSpec) -> Result<Option<Connection>, RemoteError> {
-        let url = join(&self.base, "/api/v1/group_connections");
         let carrier = c.carrier_id.to_string();
-        let mut offset = 0u64;
+        let filter = [
+            ("carrier_id", carrier.as_str()),
+            ("carrier_group_id", c.carrier_group_id.as_str()),
+        ];
+        let mut offset = 0usize;
         loop {
-            let off = offset.to_string();
-            let page: Paginated = self
-                .call(Safety::Repeatable, |cl, auth| {
-                    cl.get(&url).header("Authorization", auth).query(&[
-                        ("carrier_id", carrier.as_str()),
-                        ("carrier_group_id", c.carrier_group_id.as_str()),
-                        ("offset", off.as_str()),
-                        ("page_size", "100"),
-                    ])
-                })
-                .await?;
-            let n = page.response.len() as u64;
-            let total = page.meta.total_records.unwrap_or(0);
+            let page = self.list_page(&filter, offset, 100).await?;
+            let n = page.response.len();
+            let total = page.meta.total_records.unwrap_or(0) as usize;
             if let Some(found) = page.response.into_iter().find(|x| {
                 x.carrier_id
                     .as_deref()
@@ -310,24 +321,15 @@ impl Noyo {
     /// comma-separated `id` filter, so refreshing the statuses of `n`
     /// connections costs `n / IDS_PER_LIST` requests instead of `n`.
     pub async fn get_many(&self, ids: &[&str]) -> Result<Vec<Connection>, RemoteError> {
-        let url = join(&self.base, "/api/v1/group_connections");
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IDS_PER_LIST) {
-            let filter = chunk.join(",");
-            let size = chunk.len().to_string();
+            let ids = chunk.join(",");
             let mut offset = 0usize;
             // One page holds the whole chunk; the loop only guards against
             // a server that pages smaller than asked.
             loop {
-                let off = offset.to_string();
-                let page: Paginated = self
-                    .call(Safety::Repeatable, |cl, auth| {
-                        cl.get(&url).header("Authorization", auth).query(&[
-                            ("id", filter.as_str()),
-                            ("offset", off.as_str()),
-                            ("page_size", size.as_str()),
-                        ])
-                    })
+                let page = self
+                    .list_page(&[("id", ids.as_str())], offset, chunk.len())
                     .await?;
                 let n = page.response.len();
                 let total = page.meta.total_records.unwrap_or(0) as usize;

@@ -36,7 +36,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use benefits_sync::plan::{self, PlanContext};
-use benefits_sync::state::{bench_seed, Store};
+use benefits_sync::state::{bench_seed, db, Store};
 use serde_json::Value;
 
 fn bin() -> PathBuf {
@@ -354,11 +354,27 @@ fn plan_part(cfg: &Config) -> PlanResults {
             today: chrono::Local::now().date_naive(),
             offboard_missing: false,
         };
-        let day1 =
-            plan::build(&ers1, &ees1, &snap, ctx, plan::Keep::Fingerprints).expect("plan day 1");
+        let day1 = plan::build(&ers1, &ees1, &snap, ctx.clone(), plan::Keep::Fingerprints)
+            .expect("plan day 1");
         drop(snap);
         bench_seed::record_as_synced(&store, &day1.operations, 1).expect("seed");
         drop(day1);
+        // The second night: an apply of the same exports finds nothing to
+        // do and records each row's digest (`input::digest`), as every
+        // night after a row last changed does.
+        let snap = store.snapshot().expect("snapshot");
+        let night2 =
+            plan::build(&ers1, &ees1, &snap, ctx, plan::Keep::Everything).expect("plan night 2");
+        assert!(
+            night2.operations.is_empty(),
+            "the seeded state plans nothing"
+        );
+        let (version, unchanged) = (night2.state_version, night2.unchanged);
+        drop(snap);
+        let recorded = store
+            .call(move |c| db::record_row_digests(c, version, &unchanged))
+            .expect("record row digests");
+        eprintln!("plan: recorded {recorded} row digests");
         store.close();
         std::fs::write(&stamp, b"").expect("stamp");
         seed_secs = start.elapsed().as_secs_f64();

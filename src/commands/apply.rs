@@ -263,6 +263,16 @@ async fn locked(
             });
         }
     }
+    // Rows that planned nothing: tomorrow's read skips them while the
+    // state stays as it is (`input::digest`).
+    let unchanged = std::mem::take(&mut plan.unchanged);
+    if !unchanged.is_empty() {
+        let (n, version) = (unchanged.len(), plan.state_version);
+        let written = store
+            .call_async(move |c| db::record_row_digests(c, version, &unchanged))
+            .await?;
+        tracing::debug!("recorded the row digests of {written} of {n} unchanged employees");
+    }
     tracing::info!(
         "applying {} operations (run {run_id})",
         plan.operations.len()

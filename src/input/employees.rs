@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use csv::ByteRecord;
 
+use super::digest::RowDigester;
 use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
 use super::row::{checked, AddressCols, Problem, Row};
@@ -140,18 +141,72 @@ pub fn read_employee_records(
     today: NaiveDate,
     mut sink: impl FnMut(EmployeeRecord<'_>),
 ) -> Result<EmployeesSummary, InputError> {
+    read_employee_rows(path, employers, today, None, |s| {
+        if let Streamed::Record(r) = s {
+            sink(r)
+        }
+    })
+}
+
+/// The synced employees as the reader needs them: to find which rows the
+/// state promises need nothing (see `input::digest`), and to track the
+/// refs it has seen by position instead of in a map of its own.
+pub trait Synced {
+    /// How many synced employees there are (positions are below this).
+    fn count(&self) -> usize;
+    /// The position of synced employee `key`, and the digest of the row an
+    /// apply last found nothing to do for (0: none).
+    fn find(&self, key: &str) -> Option<(u32, u64)>;
+}
+
+/// What the reader is told of the state.
+#[derive(Clone, Copy)]
+pub struct Known<'s> {
+    pub employees: &'s (dyn Synced + Sync),
+    /// The state's fingerprint seed, part of every row digest.
+    pub seed: u64,
+    /// Whether every valid row of a synced employee carries its digest
+    /// (apply records them); otherwise a digest is computed only to compare.
+    pub digest_all: bool,
+}
+
+/// A row as the reader hands it over.
+pub enum Streamed<'a> {
+    /// A valid row, read in full.
+    Record(EmployeeRecord<'a>),
+    /// The synced employee at this position, whose row is byte for byte
+    /// the one an apply last found nothing to do for: not validated again,
+    /// and planned as nothing.
+    Unchanged(u32),
+}
+
+/// [`read_employee_records`] against what `known` says of the state: rows
+/// it vouches for come as [`Streamed::Unchanged`], and each record carries
+/// its employee's position in the state.
+pub fn read_employee_rows(
+    path: &Path,
+    employers: &Employers,
+    today: NaiveDate,
+    known: Option<Known<'_>>,
+    mut sink: impl FnMut(Streamed<'_>),
+) -> Result<EmployeesSummary, InputError> {
     let mut src = CsvSource::open(path)?;
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
     let file = src.path.clone();
     let mut rec = ByteRecord::new();
     let mut rows = 0u64;
     let mut rejections = Vec::new();
-    // Keyed by the employee's own (shared) ref: no second copy of a
-    // million keys.
-    // Sized up front from the file (an employee row is rarely under 128
+    let known = known.filter(|k| k.employees.count() > 0);
+    let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
+    // First occurrences of synced employees, by position (`Seen(0)`: none
+    // yet); the others' in a map keyed by the employee's own (shared) ref,
+    // sized up front from the file (an employee row is rarely under 128
     // bytes): growing a million-entry map rehashed it twenty times.
+    let mut seen_synced: Vec<Seen> = vec![Seen(0); known.map_or(0, |k| k.employees.count())];
     let mut seen: FxHashMap<EmployeeRef, Seen> = FxHashMap::default();
-    seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
+    if known.is_none() {
+        seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
+    }
     // First occurrences already streamed, by line: (ref, line that repeats it).
     let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
     while let Some(loc) = src.next_record(&mut rec)? {
@@ -165,6 +220,25 @@ pub fn read_employee_records(
             rejections.push(rejection(&file, loc.line, p, key));
             continue;
         }
+        // The employer's salt, once its ref is found verbatim: a row whose
+        // employer is not in the file has no digest (it is invalid).
+        let salt = || {
+            employers
+                .position(row.raw(EMPLOYER_REF))
+                .map(|at| employers.salt_at(at))
+        };
+        if let (Some(k), Some(d)) = (known, digester.as_mut()) {
+            if let Some((at, stored)) = k.employees.find(row.raw(EMPLOYEE_REF)) {
+                if stored != 0
+                    && seen_synced[at as usize].0 == 0
+                    && salt().is_some_and(|s| d.digest(&rec, s) == stored)
+                {
+                    seen_synced[at as usize] = Seen::new(loc.line, true);
+                    sink(Streamed::Unchanged(at));
+                    continue;
+                }
+            }
+        }
         let parsed = parse_row(&mut row, employers, today, loc.line);
         // The ref as a borrowed str: a valid row already owns it, so the
         // hot path makes no second copy.
@@ -172,9 +246,14 @@ pub fn read_employee_records(
             Some(e) => Some(e.employee_ref.as_str()),
             None => valid_ref(&row),
         };
+        let synced = key.and_then(|k| known.and_then(|s| s.employees.find(k)));
         let mut first_seen = false;
         if let Some(k) = key {
-            match seen.get(k) {
+            let first = match synced {
+                Some((at, _)) => Some(seen_synced[at as usize]).filter(|s| s.0 != 0),
+                None => seen.get(k).copied(),
+            };
+            match first {
                 Some(first) => {
                     row.fail(
                         EMPLOYEE_REF,
@@ -195,17 +274,27 @@ pub fn read_employee_records(
         let problem = row.finish();
         let streamed = problem.is_none() && parsed.is_some();
         if let (true, Some(k)) = (first_seen, key) {
-            let shared = match &parsed {
-                Some(e) => Some(e.employee_ref.clone()),
-                None => EmployeeRef::parse(k).ok(),
-            };
-            if let Some(k) = shared {
-                seen.insert(k, Seen::new(loc.line, streamed));
+            if let Some((at, _)) = synced {
+                seen_synced[at as usize] = Seen::new(loc.line, streamed);
+            } else {
+                let shared = match &parsed {
+                    Some(e) => Some(e.employee_ref.clone()),
+                    None => EmployeeRef::parse(k).ok(),
+                };
+                if let Some(k) = shared {
+                    seen.insert(k, Seen::new(loc.line, streamed));
+                }
             }
         }
         if streamed {
-            if let Some(record) = parsed {
-                sink(record);
+            if let Some(mut record) = parsed {
+                record.synced = synced.map(|(at, _)| at);
+                if let (Some(k), Some(d), Some(_)) = (known, digester.as_mut(), synced) {
+                    if k.digest_all {
+                        record.digest = d.digest(&rec, employers.salt_at(record.employer));
+                    }
+                }
+                sink(Streamed::Record(record));
             }
         } else {
             let key = key.map(str::to_owned);
@@ -286,6 +375,12 @@ pub struct EmployeeRecord<'a> {
     /// Groups of the employee's employer, sorted, unique.
     pub groups: Vec<GroupName>,
     pub line: u64,
+    /// The employee's position in the state, if synced (only when read
+    /// with [`Known`]).
+    pub synced: Option<u32>,
+    /// The row's digest, for a synced employee read with
+    /// [`Known::digest_all`]; 0 otherwise.
+    pub digest: u64,
     first_name: &'a str,
     last_name: &'a str,
     email: &'a str,
@@ -420,6 +515,8 @@ fn parse_row<'a>(
         groups: groups?,
         metadata: metadata?,
         line,
+        synced: None,
+        digest: 0,
     })
 }
 

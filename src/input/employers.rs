@@ -108,6 +108,9 @@ pub struct Employers {
     /// are `group_names[group_start[i]..group_start[i + 1]]`.
     group_names: Vec<GroupName>,
     group_start: Vec<u32>,
+    /// Each employer's salt of its employees' row digests, by position
+    /// (see `input::digest`).
+    salts: Vec<u64>,
 }
 
 impl Employers {
@@ -122,6 +125,10 @@ impl Employers {
     /// The ref of the employer at `at` (a [`Employers::position`]).
     pub fn ref_at(&self, at: u32) -> &EmployerRef {
         &self.refs[at as usize]
+    }
+    /// The salt of the row digests of the employer at `at`'s employees.
+    pub(crate) fn salt_at(&self, at: u32) -> u64 {
+        self.salts[at as usize]
     }
     /// The group of the employer at `at` spelt exactly `name`.
     pub fn group_at(&self, at: u32, name: &str) -> Option<&GroupName> {
@@ -314,8 +321,18 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         group_names.extend(e.groups.iter().map(|g| g.name.clone()));
     }
     group_start.push(group_names.len() as u32);
+    let salts = employers
+        .iter()
+        .map(|e| {
+            super::digest::employer_salt(
+                e.employer_ref.as_str(),
+                e.groups.iter().map(|g| g.name.as_str()),
+            )
+        })
+        .collect();
     Ok(Employers {
         index,
+        salts,
         refs: employers.iter().map(|e| e.employer_ref.clone()).collect(),
         group_names,
         group_start,

@@ -31,6 +31,11 @@ pub(crate) enum HeaderProblem {
 }
 
 impl Header {
+    /// The column names as written (trimmed), in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
     /// Resolve a header row. `warnings` receives one sentence per ignored
     /// column.
     pub(crate) fn resolve(

@@ -10,6 +10,7 @@
 //! (column lookup), `row` (shape checks and field parsing shared by both
 //! files), `employers`, `employees`, `rejection` (what is reported).
 
+mod digest;
 mod employees;
 mod employers;
 mod header;
@@ -17,8 +18,10 @@ mod reader;
 mod rejection;
 mod row;
 
+pub use digest::ROW_DIGEST_VERSION;
 pub use employees::{
-    read_employee_records, read_employees, read_employees_as_of, EmployeeRecord, EmployeesSummary,
+    read_employee_records, read_employee_rows, read_employees, read_employees_as_of,
+    EmployeeRecord, EmployeesSummary, Known, Streamed, Synced,
 };
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};

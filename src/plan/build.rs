@@ -10,7 +10,7 @@ use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
-use crate::state::Snapshot;
+use crate::state::{EmployeeTable, Snapshot};
 
 /// An input file as the plan names it: by path and content hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +36,11 @@ pub struct Plan {
     pub warnings: Vec<InputWarning>,
     pub employers: Vec<Employer>,
     pub employees: HashMap<EmployeeRef, Employee>,
+    /// Synced employees whose rows planned nothing, with their rows'
+    /// digests, for apply to record (`input::digest`).
+    pub unchanged: Vec<(EmployeeRef, u64)>,
+    /// Rows skipped as unchanged since the last apply (not read further).
+    pub skipped: u64,
     /// What the plan kept: without fingerprints it is for reports only.
     pub kept: Keep,
 }
@@ -54,6 +59,27 @@ const BATCH: usize = 1024;
 /// file piling up in memory.
 const IN_FLIGHT: usize = 16;
 
+/// The snapshot's employees as the reader looks them up.
+struct SyncedEmployees<'s>(&'s EmployeeTable);
+
+impl input::Synced for SyncedEmployees<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn find(&self, key: &str) -> Option<(u32, u64)> {
+        let at = self.0.position(key)?;
+        Some((at, self.0.at(at).1.row_digest))
+    }
+}
+
+/// What crosses from the reading thread to the planning thread.
+enum Item {
+    /// A valid row, with its employer's position.
+    Row(u32, PlanRow),
+    /// The synced employee at this position, unchanged since the last apply.
+    Unchanged(u32),
+}
+
 /// Read employees.csv on one thread and plan each valid employee on this
 /// one, in file order. Reading (CSV, UTF-8, validation) and planning
 /// (fingerprints, diff, operations) cost about the same per row, so two
@@ -61,42 +87,60 @@ const IN_FLIGHT: usize = 16;
 fn read_and_plan(
     path: &Path,
     employers: &input::Employers,
+    snap: &Snapshot,
     planner: &mut Planner<'_>,
 ) -> Result<input::EmployeesSummary, InputError> {
     // Each row travels with its employer's position in the employers
-    // slice (found while validating), so that the planner reads arrays
-    // instead of probing maps by ref. The reading thread fingerprints the
-    // row from its borrowed values and copies them into an owned employee
-    // only when the plan keeps payloads (apply): a plan for a report
-    // allocates nothing per row but its ref and groups.
+    // slice (found while validating) and its employee's position in the
+    // snapshot (found while checking for duplicates), so that the planner
+    // reads arrays instead of probing maps by ref. The reading thread
+    // fingerprints the row from its borrowed values and copies them into
+    // an owned employee only when the plan keeps payloads (apply): a plan
+    // for a report allocates nothing per row but its ref and groups. Rows
+    // the state vouches for (`input::digest`) are not read further.
     let needs = planner.row_needs();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u32, PlanRow)>>(IN_FLIGHT);
+    let synced = SyncedEmployees(&snap.employees);
+    let known = input::Known {
+        employees: &synced,
+        seed: needs.seed,
+        digest_all: needs.payloads,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("read-employees".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH);
                 let today = chrono::Local::now().date_naive();
-                let summary = input::read_employee_records(path, employers, today, |mut r| {
-                    let fp = needs
-                        .fingerprints
-                        .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
-                    let payload = needs.payloads.then(|| r.to_employee());
-                    let row = PlanRow {
-                        employee_ref: r.employee_ref,
-                        groups: std::mem::take(&mut r.groups),
-                        start_on: r.start_on,
-                        end_on: r.end_on,
-                        fp,
-                        payload,
-                    };
-                    batch.push((r.employer, row));
-                    if batch.len() == BATCH {
-                        // A send fails only if the planner is gone, i.e. it
-                        // panicked; the scope re-raises that panic.
-                        let _ = tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                    }
-                });
+                let summary =
+                    input::read_employee_rows(path, employers, today, Some(known), |item| {
+                        batch.push(match item {
+                            input::Streamed::Unchanged(at) => Item::Unchanged(at),
+                            input::Streamed::Record(mut r) => {
+                                let fp = needs
+                                    .fingerprints
+                                    .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
+                                let payload = needs.payloads.then(|| r.to_employee());
+                                let row = PlanRow {
+                                    employee_ref: r.employee_ref,
+                                    synced: r.synced,
+                                    digest: r.digest,
+                                    groups: std::mem::take(&mut r.groups),
+                                    start_on: r.start_on,
+                                    end_on: r.end_on,
+                                    fp,
+                                    payload,
+                                };
+                                Item::Row(r.employer, row)
+                            }
+                        });
+                        if batch.len() == BATCH {
+                            // A send fails only if the planner is gone, i.e.
+                            // it panicked; the scope re-raises that panic.
+                            let _ =
+                                tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                        }
+                    });
                 if !batch.is_empty() {
                     let _ = tx.send(batch);
                 }
@@ -107,8 +151,11 @@ fn read_and_plan(
                 source,
             })?;
         for batch in rx {
-            for (at, row) in batch {
-                planner.row(Some(at), row);
+            for item in batch {
+                match item {
+                    Item::Row(at, row) => planner.row(Some(at), row),
+                    Item::Unchanged(at) => planner.unchanged(at),
+                }
             }
         }
         match reader.join() {
@@ -167,19 +214,20 @@ pub fn build_from(
     let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
     planner.reserve(usize::try_from(bytes / 48).unwrap_or(0));
     let started = std::time::Instant::now();
-    let summary = read_and_plan(employees_path, &employers, &mut planner)?;
-    tracing::debug!(
-        "read and planned {} employee rows in {:.2?} (rss {})",
-        summary.rows,
-        started.elapsed(),
-        crate::memory::peak_rss()
-    );
+    let summary = read_and_plan(employees_path, &employers, snap, &mut planner)?;
     for r in &summary.rejections {
         if let Some(k) = &r.key {
             planner.rejected_employee(k);
         }
     }
     let body = planner.finish(&summary.duplicates);
+    tracing::debug!(
+        "read and planned {} employee rows in {:.2?} ({} unchanged since the last apply) (rss {})",
+        summary.rows,
+        started.elapsed(),
+        body.skipped,
+        crate::memory::peak_rss()
+    );
     let mut rejections = employers.rejections.clone();
     rejections.extend(summary.rejections);
     let mut warnings = employers.warnings.clone();
@@ -204,6 +252,8 @@ pub fn build_from(
         warnings,
         employers: employers.employers,
         employees: body.employees,
+        unchanged: body.unchanged,
+        skipped: body.skipped,
         kept: keep,
     })
 }

@@ -113,11 +113,22 @@ pub struct PlanBody {
     /// The employees that operations need the data of (only when asked
     /// for: `plan` keeps none, so a million-row plan stays small).
     pub employees: HashMap<EmployeeRef, Employee>,
+    /// Synced employees whose rows planned nothing, with the rows' digests,
+    /// for apply to record (see `input::digest`); only when the plan keeps
+    /// payloads, and only where the state does not hold that digest yet.
+    pub unchanged: Vec<(EmployeeRef, u64)>,
+    /// Rows the reader skipped as unchanged since the last apply.
+    pub skipped: u64,
 }
 
 /// What planning takes of a valid employee row.
 pub struct PlanRow {
     pub employee_ref: EmployeeRef,
+    /// The employee's position in the snapshot's employees, if synced.
+    pub synced: Option<u32>,
+    /// The row's digest (`input::digest`), when the plan keeps payloads;
+    /// 0 otherwise.
+    pub digest: u64,
     /// Groups of the employee's employer, sorted, unique.
     pub groups: Vec<GroupName>,
     pub start_on: NaiveDate,
@@ -431,6 +442,8 @@ impl<'a> Planner<'a> {
             std::mem::take(&mut e.groups)
         };
         let r = PlanRow {
+            synced: self.snap.employees.position(&e.employee_ref),
+            digest: 0,
             employee_ref: e.employee_ref.clone(),
             groups,
             start_on: e.start_on,
@@ -464,9 +477,10 @@ impl<'a> Planner<'a> {
         let employer = &self.employers[at];
         let er = &employer.employer_ref;
         let first = self.body.operations.len() as u32;
-        // One lookup per employee; `snap` outlives `self`'s borrows.
+        let findings = self.body.findings.len();
+        // `snap` outlives `self`'s borrows.
         let snap = self.snap;
-        let synced = match snap.employees.position(&r.employee_ref) {
+        let synced = match r.synced {
             Some(i) => {
                 self.mark_seen(i);
                 Some(snap.employees.at(i).1)
@@ -625,7 +639,30 @@ impl<'a> Planner<'a> {
             if let Some(p) = r.payload {
                 self.body.employees.insert(r.employee_ref, p);
             }
+        } else if let Some(old) = synced.filter(|_| self.body.findings.len() == findings) {
+            // Nothing to do and nothing to say: the same row will plan
+            // nothing again until the employee's state changes, unless a
+            // membership awaits an eligibility re-check (which time alone
+            // can bring).
+            if r.digest != 0
+                && r.digest != old.row_digest
+                && old
+                    .memberships
+                    .iter()
+                    .all(|(_, m)| *m == MembershipState::Added)
+            {
+                self.body.unchanged.push((r.employee_ref, r.digest));
+            }
         }
+    }
+
+    /// Note a row the reader skipped as unchanged since the last apply
+    /// (`input::Streamed::Unchanged`): the synced employee at `position`
+    /// is present and valid, and plans nothing.
+    pub fn unchanged(&mut self, position: u32) {
+        self.mark_seen(position);
+        self.valid_employees += 1;
+        self.body.skipped += 1;
     }
 
     /// Finish: drop everything planned for duplicated refs, then find the
@@ -649,6 +686,7 @@ impl<'a> Planner<'a> {
         for d in duplicates {
             self.body.employees.remove(d);
         }
+        self.body.unchanged.retain(|(e, _)| !duplicates.contains(e));
         let drop: Vec<bool> = self
             .body
             .operations

@@ -148,6 +148,7 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
                 kota_id: "ee_1".into(),
                 fp: fingerprint::employee(7, e),
                 offboarded: false,
+                row_digest: 0,
                 memberships: e
                     .groups
                     .iter()

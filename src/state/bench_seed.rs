@@ -172,4 +172,119 @@ mod tests {
         assert!(warm.operations.is_empty(), "{:?}", warm.operations.first());
         store.close();
     }
+
+    /// What a plan says, for comparing two plans of the same exports.
+    fn outcome(p: &plan::Plan) -> String {
+        let mut employees: Vec<_> = p.employees.keys().collect();
+        employees.sort();
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            p.operations, p.findings, p.rejections, employees
+        )
+    }
+
+    /// The row-digest fast path (`input::digest`) changes how fast a plan
+    /// is made, never what it says: after a second night records digests,
+    /// every later export plans exactly as it does against the same state
+    /// without them, whatever changed (employees, leavers, hires, an
+    /// employer's groups, a duplicated row, a moved employee).
+    #[test]
+    fn row_digests_change_no_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = |d: u8, sub: &str| {
+            let o = crate::gen::GenOptions {
+                employers: 8,
+                employees: 400,
+                day: d,
+                change_rate: 0.1,
+                leave_rate: 0.05,
+                hire_rate: 0.05,
+                ..Default::default()
+            };
+            let at = dir.path().join(sub);
+            crate::gen::generate(&at, &o).unwrap();
+            (at.join("employers.csv"), at.join("employees.csv"))
+        };
+        let (ers1, ees1) = day(1, "day1");
+        let (ers2, ees2) = day(2, "day2");
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ctx = PlanContext {
+            today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            offboard_missing: true,
+        };
+        let build = |ers: &std::path::Path, ees: &std::path::Path, snap, keep| {
+            plan::build(ers, ees, snap, ctx.clone(), keep).unwrap()
+        };
+        let snap = store.snapshot().unwrap();
+        let night1 = build(&ers1, &ees1, &snap, plan::Keep::Fingerprints);
+        record_as_synced(&store, &night1.operations, 1).unwrap();
+        // Night 2: nothing to do; every synced row's digest is recorded.
+        let snap = store.snapshot().unwrap();
+        let night2 = build(&ers1, &ees1, &snap, plan::Keep::Everything);
+        assert!(night2.operations.is_empty());
+        assert_eq!(night2.skipped, 0);
+        assert_eq!(night2.unchanged.len(), snap.employees.len());
+        let (version, unchanged) = (night2.state_version, night2.unchanged);
+        let n = store
+            .call(move |c| db::record_row_digests(c, version, &unchanged))
+            .unwrap();
+        assert_eq!(n, snap.employees.len());
+        let with = store.snapshot().unwrap();
+        let mut without = with.clone();
+        let refs: Vec<_> = with.employees.iter().map(|(k, _)| k.clone()).collect();
+        for k in &refs {
+            without.employees.get_mut(k).unwrap().row_digest = 0;
+        }
+
+        // Day 1 again: every row skipped, nothing more to record.
+        let fast = build(&ers1, &ees1, &with, plan::Keep::Everything);
+        assert_eq!(fast.skipped, refs.len() as u64);
+        assert!(fast.unchanged.is_empty());
+        assert_eq!(
+            outcome(&fast),
+            outcome(&build(&ers1, &ees1, &without, plan::Keep::Everything))
+        );
+
+        // Day 2, and day 2 with an employer's group dropped, a row
+        // repeated and an employee moved to another employer.
+        let employers = std::fs::read_to_string(&ers2).unwrap();
+        let employees = std::fs::read_to_string(&ees2).unwrap();
+        let dropped_group = {
+            let mut lines: Vec<&str> = employers.lines().collect();
+            let first_employer = lines[1].split(',').next().unwrap().to_owned();
+            let at = lines
+                .iter()
+                .rposition(|l| l.starts_with(&format!("{first_employer},")))
+                .unwrap();
+            if at > 1 {
+                lines.remove(at);
+            }
+            lines.join("\n") + "\n"
+        };
+        let edited_employees = {
+            let mut lines: Vec<String> = employees.lines().map(str::to_owned).collect();
+            let repeated = lines[3].clone();
+            lines.push(repeated);
+            let mut moved: Vec<String> = lines[5].split(',').map(str::to_owned).collect();
+            moved[1] = lines[300].split(',').nth(1).unwrap().to_owned();
+            lines[5] = moved.join(",");
+            lines.join("\n") + "\n"
+        };
+        let variant = dir.path().join("variant");
+        std::fs::create_dir_all(&variant).unwrap();
+        let (ers3, ees3) = (variant.join("employers.csv"), variant.join("employees.csv"));
+        std::fs::write(&ers3, dropped_group).unwrap();
+        std::fs::write(&ees3, edited_employees).unwrap();
+        for (ers, ees) in [(&ers2, &ees2), (&ers3, &ees3), (&ers1, &ees3)] {
+            for keep in [plan::Keep::Everything, plan::Keep::Nothing] {
+                let fast = build(ers, ees, &with, keep);
+                assert!(fast.skipped > 0, "{ees:?}");
+                let slow = build(ers, ees, &without, keep);
+                assert_eq!(slow.skipped, 0);
+                assert_eq!(outcome(&fast), outcome(&slow), "{ers:?} {ees:?}");
+                assert!(!fast.operations.is_empty() && !fast.rejections.is_empty() || ees == &ees2);
+            }
+        }
+        store.close();
+    }
 }

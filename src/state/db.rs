@@ -288,7 +288,7 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
     // Employer refs and group names are shared with the rest of the
     // snapshot rather than copied per row.
     let mut st = conn.prepare(
-        "SELECT employee_ref, employer_ref, kota_id, fp, offboarded FROM employees
+        "SELECT employee_ref, employer_ref, kota_id, fp, offboarded, row_digest FROM employees
          ORDER BY employee_ref",
     )?;
     let mut rows = st.query([])?;
@@ -313,6 +313,7 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
         };
         let fp = Sections::from_blob(r.get_ref(3)?.as_blob()?);
         let offboarded = r.get(4)?;
+        let row_digest = r.get::<_, Option<i64>>(5)?.map_or(0, |d| d as u64);
         memberships.take_for(raw, &mut taken)?;
         snap.employees.insert(
             key,
@@ -321,6 +322,7 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
                 kota_id,
                 fp,
                 offboarded,
+                row_digest,
                 memberships: taken.as_slice().into(),
             },
         );
@@ -584,13 +586,13 @@ fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
             tx.execute(
                 "INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(employee_ref) DO UPDATE SET employer_ref = excluded.employer_ref,
-                    kota_id = excluded.kota_id, fp = excluded.fp",
+                    kota_id = excluded.kota_id, fp = excluded.fp, row_digest = NULL",
                 params![employee_ref.as_str(), employer_ref.as_str(), kota_id, fp.to_blob()],
             )?;
         }
         Effect::EmployeeOffboarded { employee_ref } => {
             tx.execute(
-                "UPDATE employees SET offboarded = 1 WHERE employee_ref = ?1",
+                "UPDATE employees SET offboarded = 1, row_digest = NULL WHERE employee_ref = ?1",
                 params![employee_ref.as_str()],
             )?;
         }
@@ -608,9 +610,40 @@ fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
                 "INSERT OR REPLACE INTO memberships(employee_ref, group_name, status, reasons) VALUES (?1, ?2, ?3, ?4)",
                 params![employee_ref.as_str(), group.as_str(), status, ineligible],
             )?;
+            // The employee's row digest promised "nothing to do" against
+            // the memberships it was written beside.
+            tx.execute(
+                "UPDATE employees SET row_digest = NULL WHERE employee_ref = ?1",
+                params![employee_ref.as_str()],
+            )?;
         }
     }
     Ok(())
+}
+
+/// Write the row digests of employees an apply found nothing to do for
+/// (see schema v4), if the state is still at `version`, the one planned
+/// against: a digest vouches for the state row it was computed beside.
+/// Returns how many were written. The state version is not bumped:
+/// digests change no plan, only how fast it is made.
+pub fn record_row_digests(
+    conn: &mut Connection,
+    version: u64,
+    digests: &[(EmployeeRef, u64)],
+) -> rusqlite::Result<usize> {
+    let tx = conn.transaction()?;
+    if self::version(&tx)? != version {
+        return Ok(0);
+    }
+    let mut n = 0;
+    {
+        let mut st = tx.prepare("UPDATE employees SET row_digest = ?2 WHERE employee_ref = ?1")?;
+        for (ee, d) in digests {
+            n += st.execute(params![ee.as_str(), *d as i64])?;
+        }
+    }
+    tx.commit()?;
+    Ok(n)
 }
 
 /// Who holds the run lock.
@@ -874,5 +907,66 @@ mod tests {
         let plan = load_snapshot(&conn, EmployeeIds::Skip).unwrap();
         assert_eq!(&*plan.employees["E3"].kota_id, "");
         assert_eq!(plan.employees["E1"].memberships.len(), 2);
+    }
+
+    /// A row digest vouches for the state row it was recorded beside: any
+    /// effect on the employee or a membership of theirs takes it away, an
+    /// effect on someone else does not, and a digest planned against an
+    /// older state is not recorded at all.
+    #[test]
+    fn effects_on_an_employee_clear_its_row_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
+             INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES
+                ('E1', 'ER1', 'ee_1', x''), ('E2', 'ER1', 'ee_2', x'');",
+        )
+        .unwrap();
+        let ee = |s: &str| EmployeeRef::parse(s).unwrap();
+        let er = EmployerRef::parse("ER1").unwrap();
+        let digests = |conn: &Connection| -> Vec<(String, Option<i64>)> {
+            let mut st = conn
+                .prepare("SELECT employee_ref, row_digest FROM employees ORDER BY 1")
+                .unwrap();
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let stale = version(&conn).unwrap() + 1;
+        assert_eq!(
+            record_row_digests(&mut conn, stale, &[(ee("E1"), 5)]).unwrap(),
+            0
+        );
+        assert_eq!(digests(&conn)[0].1, None);
+        let effects = [
+            Effect::Employee {
+                employee_ref: ee("E1"),
+                employer_ref: er.clone(),
+                kota_id: "ee_1".into(),
+                fp: Sections::default(),
+            },
+            Effect::EmployeeOffboarded {
+                employee_ref: ee("E1"),
+            },
+            Effect::Membership {
+                employee_ref: ee("E1"),
+                group: GroupName::parse("Health").unwrap(),
+                ineligible: None,
+            },
+        ];
+        for effect in &effects {
+            let v = version(&conn).unwrap();
+            let both = [(ee("E1"), 5), (ee("E2"), 7)];
+            assert_eq!(record_row_digests(&mut conn, v, &both).unwrap(), 2);
+            assert_eq!(version(&conn).unwrap(), v, "digests change no plan");
+            let tx = conn.transaction().unwrap();
+            record_effect(&tx, effect).unwrap();
+            tx.commit().unwrap();
+            assert_eq!(
+                digests(&conn),
+                [("E1".to_owned(), None), ("E2".to_owned(), Some(7))],
+                "{effect:?}"
+            );
+        }
     }
 }

@@ -161,6 +161,16 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE memberships;
     ALTER TABLE memberships_v3 RENAME TO memberships;
     ",
+    // 4: a nightly plan must not re-validate and re-diff a million rows that
+    // did not change. `row_digest` is a salted hash of the employee's raw
+    // export row (with its employer's groups and the header), written by an
+    // apply that found nothing to do for that row, and cleared by every
+    // effect on the employee or its memberships. While it stands, the same
+    // row plans nothing again, so the reader skips it (see
+    // `input::employees`). NULL: no such promise.
+    "
+    ALTER TABLE employees ADD COLUMN row_digest INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -96,6 +96,9 @@ pub struct EmployeeSnap {
     pub kota_id: Box<str>,
     pub fp: Sections,
     pub offboarded: bool,
+    /// The digest of the export row an apply last found nothing to do for
+    /// (schema v4); 0 for none. The same row, read again, is skipped.
+    pub row_digest: u64,
     /// Sorted by group name.
     pub memberships: Box<[(GroupName, MembershipState)]>,
 }

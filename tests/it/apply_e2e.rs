@@ -479,3 +479,83 @@ async fn sigint_stops_cleanly_and_a_rerun_finishes_the_job() {
     assert_eq!(s["objects"]["kota.employees"], 150);
     sb.shutdown().await;
 }
+
+/// The operations of a `plan --format json` run, as "kind ref".
+async fn planned(dir: &std::path::Path, f: &[String]) -> Vec<String> {
+    let out = run(dir, &[], &cmd(f, "plan", &["--format", "json"])).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["employee_ref"]))
+        .collect()
+}
+
+/// A row skipped as unchanged since the last apply is only skipped while
+/// the state is what it was: an employee changed and then changed back is
+/// sent both times, not lost to the digest recorded before either change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_changed_and_changed_back_is_sent_both_times() {
+    let sb = start_sandbox(FaultConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(d, 3, 60, 1);
+    let env = env_for(&sb);
+    let f = files(d);
+    let mut a = cmd(&f, "apply", &[]);
+    a.extend(FAST);
+    assert_eq!(code(&run(d, &env, &a).await), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The second night finds nothing to do and records the row digests.
+    let out = run(d, &env, &a).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let digests = || -> i64 {
+        rusqlite::Connection::open(d.join("state.db"))
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM employees WHERE row_digest IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let recorded = digests();
+    assert!(recorded > 50, "{recorded} digests");
+    assert!(planned(d, &f).await.is_empty());
+
+    // One employee moves house, then moves back.
+    let path = d.join("employees.csv");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let mut rdr = csv::Reader::from_reader(original.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    let mut rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let who = rows[7][col("employee_ref")].to_owned();
+    let mut fields: Vec<String> = rows[7].iter().map(str::to_owned).collect();
+    fields[col("address_line1")] = "1 Moved Street".into();
+    rows[7] = csv::StringRecord::from(fields);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    for r in &rows {
+        w.write_record(r).unwrap();
+    }
+    std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+    let update = format!("employee.update \"{who}\"");
+    assert_eq!(planned(d, &f).await, [update.clone()]);
+    assert_eq!(code(&run(d, &env, &a).await), 0);
+    assert_eq!(digests(), recorded - 1, "the update took the digest away");
+
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(planned(d, &f).await, [update.clone()], "the move back");
+    let before = stats(&sb).await["write_requests"].as_u64().unwrap();
+    assert_eq!(code(&run(d, &env, &a).await), 0);
+    let after = stats(&sb).await["write_requests"].as_u64().unwrap();
+    assert_eq!(after - before, 1, "one update sent");
+    assert!(planned(d, &f).await.is_empty());
+    // The next night records the digest again; the night after skips it.
+    assert_eq!(code(&run(d, &env, &a).await), 0);
+    assert_eq!(digests(), recorded);
+    sb.shutdown().await;
+}

@@ -40,11 +40,15 @@ fn dump(db: &Path, tables: &[&str]) -> Vec<String> {
         let mut st = c
             .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
             .unwrap();
-        let n = st.column_count();
+        // v4's row digests are new, not changed, data.
+        let columns: Vec<usize> = (0..st.column_count())
+            .filter(|i| st.column_name(*i).unwrap() != "row_digest")
+            .collect();
         let mut rows = st.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(*i).unwrap()))
                 .collect();
             all.push(format!("{t}: {}", cells.join(" | ")));
         }
@@ -104,7 +108,7 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let state = {
         let (state, c) = v1_state(d, &data);
         // A refused operation, as a v1 run would have left it: the v1 sync
-        // finished every operation, and open rows must survive v3.
+        // finished every operation, and open rows must survive v3 and v4.
         c.execute(
             "INSERT INTO journal VALUES ('employee.create|EE00000099', 'employee.create', \
              'idem-99', 'fp-99', 'failed', 1, 3, '2026-11-20T10:00:00Z', \
@@ -130,7 +134,7 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st, "--format", "json"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(user_version(&state), 3);
+    assert_eq!(user_version(&state), 4);
     assert_eq!(
         dump(&state, &KEPT),
         before,
@@ -208,6 +212,29 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     for t in ["kota", "noyo", "ic"] {
         assert_eq!(r["requests"][t]["requests"], 0, "{r}");
     }
+    // That run found nothing to do for any employee row and recorded each
+    // row's digest (none before: the migration adds the column empty).
+    let digests = |state: &Path| -> i64 {
+        rusqlite::Connection::open(state)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM employees WHERE row_digest IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let synced: i64 = rusqlite::Connection::open(&state)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM employees e WHERE NOT EXISTS (SELECT 1 FROM memberships m \
+             WHERE m.employee_ref = e.employee_ref AND m.status != 'added')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(synced > 0);
+    assert_eq!(digests(&state), synced, "{}", text(&out));
 
     // Day 2 on the migrated state: an address change and a new hire are
     // applied to the objects the v1 state knows, by their v1 ids.
@@ -241,6 +268,8 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let r: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(r["totals"]["planned"], 3, "{r}");
     assert_eq!(r["totals"]["done"], 3, "{r}");
+    // The update took EE00000001's digest away; the new hire has none yet.
+    assert_eq!(digests(&state), synced - 1);
     let out = run(d, &[], &["status", "--state", &st, "--format", "json"]).await;
     let last = json(&out)["runs"][0].clone();
     assert_eq!(last["outcome"], "completed", "{last}");
@@ -420,7 +449,7 @@ async fn a_damaged_state_is_refused_by_every_command() {
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(user_version(&state), 3);
+    assert_eq!(user_version(&state), 4);
     // Overwrite the employees table's page (a handful of rows: one page).
     let (root, page_size): (u64, u64) = {
         let c = rusqlite::Connection::open(&state).unwrap();

@@ -1,0 +1,111 @@
+//! Row digests: how the reader recognises an employee row that the state
+//! says needs nothing, without validating or diffing it again.
+//!
+//! An apply that plans nothing for a synced employee's row (no operation,
+//! no finding, no membership waiting for an eligibility re-check) records a
+//! digest of that row beside the employee's state row (schema v4); every
+//! effect on the employee or its memberships clears it. Planning is a pure
+//! function of its inputs, so while the digest stands, the same row read
+//! against the same employer plans nothing again: the reader skips it.
+//!
+//! The digest therefore covers everything the employee's validation and
+//! plan read besides the state row:
+//! - the row's raw fields, each length-prefixed (so no two rows collide by
+//!   moving bytes between fields);
+//! - the header (the same bytes under other columns mean another row);
+//! - the employer's ref and group names (they decide which of the row's
+//!   groups are valid and which memberships exist);
+//! - the state's fingerprint seed and [`ROW_DIGEST_VERSION`].
+//!
+//! Validation is otherwise a function of the row and the day, and the only
+//! day-dependent rule (a birth date must be in the past) can only turn a
+//! valid row invalid by moving the clock backwards.
+
+use csv::ByteRecord;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::header::Header;
+
+/// Bump when the validation or the planning of an employee row changes in
+/// a way that can give an unchanged row a different plan: every recorded
+/// digest then stops matching, and each row is read in full once more.
+pub const ROW_DIGEST_VERSION: u64 = 1;
+
+/// Hash `parts` with their lengths: one xxh3 over a length-prefixed
+/// concatenation, `buf` reused.
+fn hash_parts<'p>(seed: u64, buf: &mut Vec<u8>, parts: impl Iterator<Item = &'p [u8]>) -> u64 {
+    buf.clear();
+    for p in parts {
+        buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        buf.extend_from_slice(p);
+    }
+    xxh3_64_with_seed(buf, seed)
+}
+
+/// The salt of every employee row of one employer: its ref and its groups
+/// (sorted names, as [`super::Employers`] holds them).
+pub(crate) fn employer_salt<'g>(
+    employer_ref: &'g str,
+    groups: impl Iterator<Item = &'g str>,
+) -> u64 {
+    let mut buf = Vec::new();
+    hash_parts(
+        ROW_DIGEST_VERSION,
+        &mut buf,
+        std::iter::once(employer_ref.as_bytes()).chain(groups.map(str::as_bytes)),
+    )
+}
+
+/// Digests the rows of one employees file.
+pub(crate) struct RowDigester {
+    /// The state's seed, the header and the digest version, folded.
+    base: u64,
+    /// Reused for each row's length-prefixed fields.
+    buf: Vec<u8>,
+}
+
+impl RowDigester {
+    pub(crate) fn new(seed: u64, header: &Header) -> RowDigester {
+        let mut buf = Vec::new();
+        let names = hash_parts(
+            seed ^ ROW_DIGEST_VERSION,
+            &mut buf,
+            header.names().map(str::as_bytes),
+        );
+        RowDigester { base: names, buf }
+    }
+
+    /// The digest of `rec` under the employer whose salt is
+    /// `employer_salt`; never 0 (the state's "no digest").
+    pub(crate) fn digest(&mut self, rec: &ByteRecord, employer_salt: u64) -> u64 {
+        let d = hash_parts(self.base ^ employer_salt, &mut self.buf, rec.iter());
+        d.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(fields: &[&str]) -> u64 {
+        let header = ByteRecord::from(vec!["a", "b"]);
+        let mut notes = Vec::new();
+        let header = Header::resolve(&header, &["a", "b"], &[], &mut notes).unwrap();
+        RowDigester::new(7, &header).digest(&ByteRecord::from(fields.to_vec()), 3)
+    }
+
+    #[test]
+    fn bytes_moved_between_fields_make_another_digest() {
+        assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
+        assert_eq!(digest(&["ab", "c"]), digest(&["ab", "c"]));
+    }
+
+    #[test]
+    fn the_employers_groups_are_part_of_the_salt() {
+        let a = employer_salt("ACME", ["Dental", "Health"].into_iter());
+        let b = employer_salt("ACME", ["Health"].into_iter());
+        let c = employer_salt("ACMEHealth", std::iter::empty());
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+    }
+}

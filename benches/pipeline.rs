@@ -347,35 +347,14 @@ fn plan_part(cfg: &Config) -> PlanResults {
     if !stamp.exists() {
         eprintln!("plan: seeding the warm state (day 1 recorded as synced) ...");
         let start = Instant::now();
-        remove_db(&warm);
-        let store = Store::open(&warm).expect("open warm state");
-        let snap = store.snapshot().expect("snapshot");
-        let ctx = PlanContext {
-            today: chrono::Local::now().date_naive(),
-            offboard_missing: false,
-        };
-        let day1 = plan::build(&ers1, &ees1, &snap, ctx.clone(), plan::Keep::Fingerprints)
-            .expect("plan day 1");
-        drop(snap);
-        bench_seed::record_as_synced(&store, &day1.operations, 1).expect("seed");
-        drop(day1);
-        // The second night: an apply of the same exports finds nothing to
-        // do and records each row's digest (`input::digest`), as every
-        // night after a row last changed does.
-        let snap = store.snapshot().expect("snapshot");
-        let night2 =
-            plan::build(&ers1, &ees1, &snap, ctx, plan::Keep::Everything).expect("plan night 2");
-        assert!(
-            night2.operations.is_empty(),
-            "the seeded state plans nothing"
-        );
-        let (version, unchanged) = (night2.state_version, night2.unchanged);
-        drop(snap);
-        let recorded = store
-            .call(move |c| db::record_row_digests(c, version, &unchanged))
-            .expect("record row digests");
-        eprintln!("plan: recorded {recorded} row digests");
-        store.close();
+        // In a process of its own: a child forked from a bench that had
+        // just planned a million rows in-process reported that high-water
+        // mark as its own peak memory.
+        let status = Command::new(std::env::current_exe().expect("bench binary"))
+            .env(SEED_WARM, &base)
+            .status()
+            .expect("run the warm-state seeding");
+        assert!(status.success(), "seeding the warm state failed: {status}");
         std::fs::write(&stamp, b"").expect("stamp");
         seed_secs = start.elapsed().as_secs_f64();
     }
@@ -896,7 +875,52 @@ fn render(
     o
 }
 
+/// Set in the environment of the bench re-run as a child to seed the warm
+/// state of the plan part in the directory it names.
+const SEED_WARM: &str = "BENCH_SEED_WARM";
+
+/// The warm state: day 1's operations recorded as done (night 1), then an
+/// apply's plan of the same exports, which finds nothing to do and records
+/// each row's digest (night 2), as every night after a row last changed does.
+fn seed_warm(base: &Path) {
+    let warm = base.join("warm.db");
+    let (ers1, ees1) = exports(&base.join("day1"));
+    remove_db(&warm);
+    let store = Store::open(&warm).expect("open warm state");
+    let snap = store.snapshot().expect("snapshot");
+    let ctx = PlanContext {
+        today: chrono::Local::now().date_naive(),
+        offboard_missing: false,
+    };
+    let day1 = plan::build(&ers1, &ees1, &snap, ctx.clone(), plan::Keep::Fingerprints)
+        .expect("plan day 1");
+    drop(snap);
+    bench_seed::record_as_synced(&store, &day1.operations, 1).expect("seed");
+    drop(day1);
+    // The second night: an apply of the same exports finds nothing to
+    // do and records each row's digest (`input::digest`), as every
+    // night after a row last changed does.
+    let snap = store.snapshot().expect("snapshot");
+    let night2 =
+        plan::build(&ers1, &ees1, &snap, ctx, plan::Keep::Everything).expect("plan night 2");
+    assert!(
+        night2.operations.is_empty(),
+        "the seeded state plans nothing"
+    );
+    let (version, unchanged) = (night2.state_version, night2.unchanged);
+    drop(snap);
+    let recorded = store
+        .call(move |c| db::record_row_digests(c, version, &unchanged))
+        .expect("record row digests");
+    eprintln!("plan: recorded {recorded} row digests");
+    store.close();
+}
+
 fn main() {
+    if let Some(base) = std::env::var_os(SEED_WARM) {
+        seed_warm(Path::new(&base));
+        return;
+    }
     // `cargo bench` passes `--bench`; nothing else is taken from the
     // command line (settings come from BENCH_* variables).
     let cfg = Config::from_env();

@@ -170,7 +170,9 @@ pub struct Known<'s> {
     pub digest_all: bool,
 }
 
-/// A row as the reader hands it over.
+/// A row as the reader hands it over (by value, to a sink that takes it
+/// apart at once: never stored, so the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Streamed<'a> {
     /// A valid row, read in full.
     Record(EmployeeRecord<'a>),

@@ -72,12 +72,28 @@ impl input::Synced for SyncedEmployees<'_> {
     }
 }
 
-/// What crosses from the reading thread to the planning thread.
-enum Item {
-    /// A valid row, with its employer's position.
-    Row(u32, PlanRow),
-    /// The synced employee at this position, unchanged since the last apply.
-    Unchanged(u32),
+/// What crosses from the reading thread to the planning thread: valid
+/// rows, and the positions of rows skipped as unchanged (apart: a position
+/// is 4 bytes, a row hundreds, and the planner's handling of a skipped row
+/// does not depend on its order among the others).
+#[derive(Default)]
+struct Batch {
+    /// Valid rows, each with its employer's position.
+    rows: Vec<(u32, PlanRow)>,
+    /// Synced employees whose rows are unchanged since the last apply.
+    unchanged: Vec<u32>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            rows: Vec::with_capacity(BATCH),
+            unchanged: Vec::new(),
+        }
+    }
+    fn full(&self) -> bool {
+        self.rows.len() == BATCH || self.unchanged.len() == 16 * BATCH
+    }
 }
 
 /// Read employees.csv on one thread and plan each valid employee on this
@@ -105,17 +121,17 @@ fn read_and_plan(
         seed: needs.seed,
         digest_all: needs.payloads,
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(IN_FLIGHT);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("read-employees".into())
             .spawn_scoped(scope, move || {
-                let mut batch = Vec::with_capacity(BATCH);
+                let mut batch = Batch::new();
                 let today = chrono::Local::now().date_naive();
                 let summary =
                     input::read_employee_rows(path, employers, today, Some(known), |item| {
-                        batch.push(match item {
-                            input::Streamed::Unchanged(at) => Item::Unchanged(at),
+                        match item {
+                            input::Streamed::Unchanged(at) => batch.unchanged.push(at),
                             input::Streamed::Record(mut r) => {
                                 let fp = needs
                                     .fingerprints
@@ -131,17 +147,16 @@ fn read_and_plan(
                                     fp,
                                     payload,
                                 };
-                                Item::Row(r.employer, row)
+                                batch.rows.push((r.employer, row));
                             }
-                        });
-                        if batch.len() == BATCH {
+                        }
+                        if batch.full() {
                             // A send fails only if the planner is gone, i.e.
                             // it panicked; the scope re-raises that panic.
-                            let _ =
-                                tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                            let _ = tx.send(std::mem::replace(&mut batch, Batch::new()));
                         }
                     });
-                if !batch.is_empty() {
+                if !(batch.rows.is_empty() && batch.unchanged.is_empty()) {
                     let _ = tx.send(batch);
                 }
                 summary
@@ -151,11 +166,11 @@ fn read_and_plan(
                 source,
             })?;
         for batch in rx {
-            for item in batch {
-                match item {
-                    Item::Row(at, row) => planner.row(Some(at), row),
-                    Item::Unchanged(at) => planner.unchanged(at),
-                }
+            for at in batch.unchanged {
+                planner.unchanged(at);
+            }
+            for (at, row) in batch.rows {
+                planner.row(Some(at), row);
             }
         }
         match reader.join() {

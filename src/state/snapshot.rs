@@ -130,11 +130,13 @@ impl EmployeeTable {
     }
     /// Add or replace the row of `key`.
     pub fn insert(&mut self, key: EmployeeRef, row: EmployeeSnap) {
-        match self.index.get(&key) {
-            Some(&i) => self.rows[i as usize].1 = row,
-            None => {
-                let i = u32::try_from(self.rows.len()).expect("at most 4 billion employees");
-                self.index.insert(key.clone(), i);
+        // One probe: loading a million employees is a million inserts.
+        let next = u32::try_from(self.rows.len()).expect("at most 4 billion employees");
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => self.rows[*o.get() as usize].1 = row,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let key = v.key().clone();
+                v.insert(next);
                 self.rows.push((key, row));
             }
         }

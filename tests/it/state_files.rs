@@ -388,6 +388,17 @@ async fn a_read_only_state_directory_is_a_clear_error() {
         let mut c = std::process::Command::new(&exe);
         c.args(&args).current_dir(d).uid(uid).gid(gid);
         c.env_remove("BENEFITS_SYNC_LOG");
+        // The copy was just written: a process another test forks in the
+        // meantime holds its write handle until it execs, and until then
+        // running the copy fails with ETXTBSY. Wait that out.
+        for _ in 0..50 {
+            match c.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
         c.output().unwrap()
     };
     let plan = |state: &Path| {

@@ -41,6 +41,15 @@ pub enum AppError {
     Output(String),
 }
 
+impl From<crate::plan::BuildError> for AppError {
+    fn from(e: crate::plan::BuildError) -> AppError {
+        match e {
+            crate::plan::BuildError::Input(e) => AppError::Input(e),
+            crate::plan::BuildError::State(e) => AppError::State(e),
+        }
+    }
+}
+
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -31,18 +31,19 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
         };
         Ok::<_, AppError>((snap?, employers?))
     })?;
-    store.close();
     tracing::debug!(
         "state loaded in {:.2?}: {} employees (rss {})",
         started.elapsed(),
         snap.employees.len(),
         crate::memory::peak_rss()
     );
+    let fetch = |refs| store.fetch_employees(refs);
     let plan = plan::build_from(
         employers,
         &inputs.employers,
         &inputs.employees,
         &snap,
+        Some(&fetch),
         ctx,
         // Only a saved plan reads fingerprints.
         if args.save.is_some() {
@@ -51,6 +52,7 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
             Keep::Nothing
         },
     )?;
+    store.close();
     // Freeing a million-employee snapshot entry by entry took half a
     // second, and the process ends as soon as the report is written: let
     // the exit free it.

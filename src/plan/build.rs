@@ -10,7 +10,21 @@ use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
-use crate::state::{EmployeeTable, Snapshot};
+use crate::state::{EmployeeSnap, EmployeeTable, Snapshot, StateError};
+
+/// Why a plan could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Fetching the summarised employees of a planning snapshot failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where the whole rows of a planning snapshot's summarised employees come
+/// from, in the order asked (`state::Store::fetch_employees`).
+pub type Fetch<'f> = &'f (dyn Fn(Vec<EmployeeRef>) -> Result<Vec<EmployeeSnap>, StateError> + Sync);
 
 /// An input file as the plan names it: by path and content hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -104,8 +118,9 @@ fn read_and_plan(
     path: &Path,
     employers: &input::Employers,
     snap: &Snapshot,
+    fetch: Option<Fetch<'_>>,
     planner: &mut Planner<'_>,
-) -> Result<input::EmployeesSummary, InputError> {
+) -> Result<input::EmployeesSummary, BuildError> {
     // Each row travels with its employer's position in the employers
     // slice (found while validating) and its employee's position in the
     // snapshot (found while checking for duplicates), so that the planner
@@ -141,6 +156,7 @@ fn read_and_plan(
                                     employee_ref: r.employee_ref,
                                     synced: r.synced,
                                     digest: r.digest,
+                                    old: None,
                                     groups: std::mem::take(&mut r.groups),
                                     start_on: r.start_on,
                                     end_on: r.end_on,
@@ -165,32 +181,74 @@ fn read_and_plan(
                 path: path.display().to_string(),
                 source,
             })?;
-        for batch in rx {
+        let mut failed = None;
+        for mut batch in rx {
             for at in batch.unchanged {
                 planner.unchanged(at);
+            }
+            // Summarised employees whose rows turned out changed: their
+            // whole state rows, one store call per batch.
+            let partial = |r: &PlanRow| r.synced.is_some_and(|i| snap.employees.at(i).1.partial);
+            let wanted: Vec<EmployeeRef> = batch
+                .rows
+                .iter()
+                .filter(|(_, r)| partial(r))
+                .map(|(_, r)| r.employee_ref.clone())
+                .collect();
+            if !wanted.is_empty() {
+                let fetched = match fetch {
+                    Some(f) => f(wanted),
+                    None => panic!("a snapshot with summarised employees needs a fetch"),
+                };
+                match fetched {
+                    Ok(rows) => {
+                        let mut rows = rows.into_iter();
+                        for (_, r) in batch.rows.iter_mut().filter(|(_, r)| partial(r)) {
+                            r.old = rows.next();
+                        }
+                    }
+                    Err(e) => {
+                        // Dropping the receiver stops the reader's sends.
+                        failed = Some(e);
+                        break;
+                    }
+                }
             }
             for (at, row) in batch.rows {
                 planner.row(Some(at), row);
             }
         }
-        match reader.join() {
+        let summary = match reader.join() {
             Ok(summary) => summary,
             Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(summary?),
         }
     })
 }
 
-/// Read the exports and plan them against `snap`, keeping what `keep` says
-/// (apply needs everything; a report nothing).
+/// Read the exports and plan them against `snap` (a whole snapshot, with
+/// no summarised employees), keeping what `keep` says (apply needs
+/// everything; a report nothing).
 pub fn build(
     employers_path: &Path,
     employees_path: &Path,
     snap: &Snapshot,
     ctx: PlanContext,
     keep: Keep,
-) -> Result<Plan, InputError> {
+) -> Result<Plan, BuildError> {
     let employers = read_employers(employers_path)?;
-    build_from(employers, employers_path, employees_path, snap, ctx, keep)
+    build_from(
+        employers,
+        employers_path,
+        employees_path,
+        snap,
+        None,
+        ctx,
+        keep,
+    )
 }
 
 /// Read employers.csv, timing it at -vv. (A caller may run this while the
@@ -207,15 +265,18 @@ pub fn read_employers(path: &Path) -> Result<input::Employers, InputError> {
     Ok(employers)
 }
 
-/// [`build`] with the employers already read (from `employers_path`).
+/// [`build`] with the employers already read (from `employers_path`),
+/// against a snapshot that may summarise employees (a planning snapshot),
+/// whose whole rows `fetch` gives when their rows turn out changed.
 pub fn build_from(
     employers: input::Employers,
     employers_path: &Path,
     employees_path: &Path,
     snap: &Snapshot,
+    fetch: Option<Fetch<'_>>,
     ctx: PlanContext,
     keep: Keep,
-) -> Result<Plan, InputError> {
+) -> Result<Plan, BuildError> {
     let mut planner = Planner::new(
         ctx.clone(),
         snap,
@@ -229,7 +290,7 @@ pub fn build_from(
     let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
     planner.reserve(usize::try_from(bytes / 48).unwrap_or(0));
     let started = std::time::Instant::now();
-    let summary = read_and_plan(employees_path, &employers, snap, &mut planner)?;
+    let summary = read_and_plan(employees_path, &employers, snap, fetch, &mut planner)?;
     for r in &summary.rejections {
         if let Some(k) = &r.key {
             planner.rejected_employee(k);

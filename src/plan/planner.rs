@@ -20,7 +20,7 @@ use super::fingerprint::{
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
 use crate::fxhash::FxHashMap;
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
-use crate::state::{MembershipState, Sections, Snapshot};
+use crate::state::{EmployeeSnap, MembershipState, Sections, Snapshot};
 
 /// The inputs of planning besides the exports and the state.
 #[derive(Debug, Clone)]
@@ -137,6 +137,9 @@ pub struct PlanRow {
     pub fp: Option<Sections>,
     /// The whole employee, when [`RowNeeds::payloads`] (apply).
     pub payload: Option<Employee>,
+    /// The employee's whole state row, when the snapshot holds only a
+    /// summary of it (`EmployeeSnap::partial`).
+    pub old: Option<EmployeeSnap>,
 }
 
 /// What the rows handed to a [`Planner`] must carry: fingerprints when
@@ -444,6 +447,7 @@ impl<'a> Planner<'a> {
         let r = PlanRow {
             synced: self.snap.employees.position(&e.employee_ref),
             digest: 0,
+            old: None,
             employee_ref: e.employee_ref.clone(),
             groups,
             start_on: e.start_on,
@@ -469,7 +473,7 @@ impl<'a> Planner<'a> {
     /// the employers slice (`input::EmployeeRecord::employer`), which
     /// spares a lookup by ref. The row carries what [`Planner::row_needs`]
     /// says.
-    pub fn row(&mut self, employer: Option<u32>, r: PlanRow) {
+    pub fn row(&mut self, employer: Option<u32>, mut r: PlanRow) {
         self.valid_employees += 1;
         let Some(at) = employer.map(|i| i as usize) else {
             return;
@@ -480,10 +484,21 @@ impl<'a> Planner<'a> {
         let findings = self.body.findings.len();
         // `snap` outlives `self`'s borrows.
         let snap = self.snap;
+        let fetched = r.old.take();
         let synced = match r.synced {
             Some(i) => {
                 self.mark_seen(i);
-                Some(snap.employees.at(i).1)
+                let summary = snap.employees.at(i).1;
+                Some(match &fetched {
+                    Some(whole) => whole,
+                    None => {
+                        assert!(
+                            !summary.partial,
+                            "a summarised employee's row comes with its whole state row"
+                        );
+                        summary
+                    }
+                })
             }
             None => None,
         };

@@ -149,6 +149,7 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
                 fp: fingerprint::employee(7, e),
                 offboarded: false,
                 row_digest: 0,
+                partial: false,
                 memberships: e
                     .groups
                     .iter()

@@ -285,6 +285,39 @@ mod tests {
                 assert!(!fast.operations.is_empty() && !fast.rejections.is_empty() || ees == &ees2);
             }
         }
+
+        // The same against a planning snapshot, which holds only summaries
+        // of digested employees and fetches the whole rows of those whose
+        // rows changed, in the snapshot's read transaction.
+        let planning = store.planning_snapshot().unwrap();
+        let summaries = planning.employees.values().filter(|e| e.partial).count();
+        assert_eq!(summaries, refs.len());
+        let fetch = |refs| store.fetch_employees(refs);
+        for (ers, ees) in [
+            (&ers1, &ees1),
+            (&ers2, &ees2),
+            (&ers3, &ees3),
+            (&ers1, &ees3),
+        ] {
+            for keep in [plan::Keep::Everything, plan::Keep::Nothing] {
+                let employers = plan::read_employers(ers).unwrap();
+                let lazy = plan::build_from(
+                    employers,
+                    ers,
+                    ees,
+                    &planning,
+                    Some(&fetch),
+                    ctx.clone(),
+                    keep,
+                )
+                .unwrap();
+                let slow = build(ers, ees, &without, keep);
+                assert_eq!(outcome(&lazy), outcome(&slow), "{ers:?} {ees:?}");
+                let fast = build(ers, ees, &with, keep);
+                assert_eq!(lazy.skipped, fast.skipped);
+                assert_eq!(lazy.unchanged, fast.unchanged, "{ees:?}");
+            }
+        }
         store.close();
     }
 }

@@ -211,7 +211,7 @@ fn bump_version(tx: &Transaction) -> rusqlite::Result<()> {
 }
 
 /// Read the whole state into memory for planning.
-pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Snapshot> {
+pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snapshot> {
     let mut snap = Snapshot {
         version: version(conn)?,
         fp_seed: get_meta(conn, "fp_seed")?
@@ -308,14 +308,27 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
         ) else {
             continue;
         };
-        let kota_id = match ids {
-            EmployeeIds::Load => r.get_ref(2)?.as_str()?.into(),
-            EmployeeIds::Skip => Box::default(),
-        };
-        let fp = Sections::from_blob(r.get_ref(3)?.as_blob()?);
         let offboarded = r.get(4)?;
         let row_digest = r.get::<_, Option<i64>>(5)?.map_or(0, |d| d as u64);
-        memberships.take_for(raw, &mut taken)?;
+        // A planning snapshot leaves out what a digested employee's plan
+        // only needs if the row changed: fetched then (`fetch_employees`).
+        let partial = detail == Detail::Planning && row_digest != 0;
+        let (kota_id, fp) = match detail {
+            Detail::Whole => (
+                r.get_ref(2)?.as_str()?.into(),
+                Sections::from_blob(r.get_ref(3)?.as_blob()?),
+            ),
+            Detail::Planning if partial => (Box::default(), Sections::default()),
+            Detail::Planning => (
+                Box::default(),
+                Sections::from_blob(r.get_ref(3)?.as_blob()?),
+            ),
+        };
+        if partial {
+            memberships.skip_to(raw)?;
+        } else {
+            memberships.take_for(raw, &mut taken)?;
+        }
         snap.employees.insert(
             key,
             EmployeeSnap {
@@ -324,6 +337,7 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
                 fp,
                 offboarded,
                 row_digest,
+                partial,
                 memberships: taken.as_slice().into(),
             },
         );
@@ -332,23 +346,106 @@ pub fn load_snapshot(conn: &Connection, ids: EmployeeIds) -> rusqlite::Result<Sn
     Ok(snap)
 }
 
-/// Whether a snapshot carries each employee's Kota id. Apply needs them
-/// (an employee's later operations name it); planning only asks whether an
-/// employee was synced, and a million ids are a million allocations.
+/// The whole state rows of `refs` (Kota ids left out), in order; `None`
+/// for a ref the state does not hold. For the employees a planning
+/// snapshot summarised ([`Detail::Planning`]) whose rows turned out
+/// changed. Run in the read transaction the snapshot was loaded in, so
+/// the rows are the snapshot's.
+pub fn fetch_employees(
+    conn: &Connection,
+    refs: &[EmployeeRef],
+) -> rusqlite::Result<Vec<Option<EmployeeSnap>>> {
+    let mut est = conn.prepare_cached(
+        "SELECT employer_ref, fp, offboarded, row_digest FROM employees WHERE employee_ref = ?1",
+    )?;
+    let mut mst = conn.prepare_cached(
+        "SELECT group_name, status, reasons FROM memberships WHERE employee_ref = ?1
+         ORDER BY group_name",
+    )?;
+    let mut out = Vec::with_capacity(refs.len());
+    for ee in refs {
+        let row = est
+            .query_row([ee.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Sections::from_blob(r.get_ref(1)?.as_blob()?),
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64),
+                ))
+            })
+            .optional()?;
+        let Some((er, fp, offboarded, row_digest)) = row else {
+            out.push(None);
+            continue;
+        };
+        let Ok(employer_ref) = EmployerRef::parse(&er) else {
+            out.push(None);
+            continue;
+        };
+        let mut memberships = Vec::new();
+        let mut rows = mst.query([ee.as_str()])?;
+        while let Some(r) = rows.next()? {
+            if let Ok(g) = GroupName::parse(r.get_ref(0)?.as_str()?) {
+                let state = membership_state(r.get_ref(1)?.as_str()?, r.get(2)?);
+                memberships.push((g, state));
+            }
+        }
+        out.push(Some(EmployeeSnap {
+            employer_ref,
+            kota_id: Box::default(),
+            fp,
+            offboarded,
+            row_digest,
+            partial: false,
+            memberships: memberships.into(),
+        }));
+    }
+    Ok(out)
+}
+
+/// A membership's state from its `status` and `reasons` columns.
+fn membership_state(status: &str, reasons: Option<String>) -> MembershipState {
+    if status == "added" {
+        return MembershipState::Added;
+    }
+    // Stored as "code1,code2|YYYY-MM-DD".
+    let reasons = reasons.unwrap_or_default();
+    let (codes, checked) = match reasons.split_once('|') {
+        Some((c, d)) => (
+            c.to_owned(),
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok(),
+        ),
+        None => (reasons, None),
+    };
+    MembershipState::ineligible(codes, checked)
+}
+
+/// How much of each employee a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmployeeIds {
-    Load,
-    Skip,
+pub enum Detail {
+    /// Everything, Kota ids included: apply names them in later operations.
+    Whole,
+    /// What planning reads: no Kota ids (a plan only asks whether an
+    /// employee was synced; a million ids are a million allocations), and
+    /// for employees with a row digest (schema v4) only their employer,
+    /// offboarding and digest: a nightly export skips nearly all of them,
+    /// and the few whose rows changed are fetched when met
+    /// ([`fetch_employees`]).
+    Planning,
 }
 
 /// The memberships scan, ordered by (employee ref, group name), read one
-/// row ahead so that each employee can take the rows that are its own.
+/// row ahead so that each employee can take the rows that are its own. The
+/// row ahead is kept as text and decoded only when taken: the rows of
+/// summarised employees are stepped over.
 struct MembershipCursor<'s> {
     rows: rusqlite::Rows<'s>,
     /// The employee ref of the row read ahead; meaningless once `done`.
     employee: String,
-    /// The row read ahead, or `None` if its group name no longer parses.
-    item: Option<(GroupName, MembershipState)>,
+    /// The row ahead's group name, status and reasons, as stored.
+    group: String,
+    status: String,
+    reasons: Option<String>,
     done: bool,
     /// One shared copy of each group name.
     names: FxHashMap<Box<str>, GroupName>,
@@ -359,7 +456,9 @@ impl<'s> MembershipCursor<'s> {
         let mut c = MembershipCursor {
             rows,
             employee: String::new(),
-            item: None,
+            group: String::new(),
+            status: String::new(),
+            reasons: None,
             done: false,
             names: FxHashMap::default(),
         };
@@ -372,36 +471,29 @@ impl<'s> MembershipCursor<'s> {
             self.done = true;
             return Ok(());
         };
-        self.employee.clear();
-        self.employee.push_str(r.get_ref(0)?.as_str()?);
-        let g = r.get_ref(1)?.as_str()?;
+        for (col, to) in [
+            (0, &mut self.employee),
+            (1, &mut self.group),
+            (2, &mut self.status),
+        ] {
+            to.clear();
+            to.push_str(r.get_ref(col)?.as_str()?);
+        }
+        self.reasons = r.get(3)?;
+        Ok(())
+    }
+
+    /// The row ahead, decoded; `None` if its group name no longer parses.
+    fn item(&mut self) -> Option<(GroupName, MembershipState)> {
+        let g = self.group.as_str();
         let name = match self.names.get(g) {
-            Some(n) => Some(n.clone()),
-            None => GroupName::parse(g)
-                .ok()
-                .map(|n| self.names.entry(g.into()).or_insert(n).clone()),
-        };
-        self.item = match name {
-            None => None,
-            Some(name) => {
-                let state = if r.get_ref(2)?.as_str()? == "added" {
-                    MembershipState::Added
-                } else {
-                    // Stored as "code1,code2|YYYY-MM-DD".
-                    let reasons: String = r.get::<_, Option<String>>(3)?.unwrap_or_default();
-                    let (codes, checked) = match reasons.split_once('|') {
-                        Some((c, d)) => (
-                            c.to_owned(),
-                            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok(),
-                        ),
-                        None => (reasons, None),
-                    };
-                    MembershipState::ineligible(codes, checked)
-                };
-                Some((name, state))
+            Some(n) => n.clone(),
+            None => {
+                let n = GroupName::parse(g).ok()?;
+                self.names.entry(g.into()).or_insert(n).clone()
             }
         };
-        Ok(())
+        Some((name, membership_state(&self.status, self.reasons.take())))
     }
 
     /// Move the memberships of `employee` into `out` (sorted by group, as
@@ -417,8 +509,16 @@ impl<'s> MembershipCursor<'s> {
             match self.employee.as_str().cmp(employee) {
                 std::cmp::Ordering::Greater => break,
                 std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => out.extend(self.item.take()),
+                std::cmp::Ordering::Equal => out.extend(self.item()),
             }
+            self.advance()?;
+        }
+        Ok(())
+    }
+
+    /// Step over the memberships of `employee` and of refs before it.
+    fn skip_to(&mut self, employee: &str) -> rusqlite::Result<()> {
+        while !self.done && self.employee.as_str() <= employee {
             self.advance()?;
         }
         Ok(())
@@ -906,7 +1006,7 @@ mod tests {
                 ('E6', 'D', 'added', NULL), ('E9', 'A', 'added', NULL);",
         )
         .unwrap();
-        let snap = load_snapshot(&conn, EmployeeIds::Load).unwrap();
+        let snap = load_snapshot(&conn, Detail::Whole).unwrap();
         let groups = |e: &str| -> Vec<String> {
             snap.employees[e]
                 .memberships
@@ -926,7 +1026,7 @@ mod tests {
         assert_eq!(groups("E3"), ["C"]);
         assert_eq!(groups("E6"), ["D"], "an invalid group name is skipped");
         assert_eq!(&*snap.employees["E3"].kota_id, "ee_3");
-        let plan = load_snapshot(&conn, EmployeeIds::Skip).unwrap();
+        let plan = load_snapshot(&conn, Detail::Planning).unwrap();
         assert_eq!(&*plan.employees["E3"].kota_id, "");
         assert_eq!(plan.employees["E1"].memberships.len(), 2);
     }

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction};
+
+use crate::model::EmployeeRef;
 use tokio::sync::oneshot;
 
 pub use effect::{Effect, JournalStatus};
@@ -188,7 +190,7 @@ impl Store {
 
     /// The whole state, remote ids included, as apply needs it.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
-        self.load_checked(db::EmployeeIds::Load)
+        self.load_checked(db::Detail::Whole)
     }
 
     /// The state as planning needs it: employees' Kota ids are left empty
@@ -197,19 +199,61 @@ impl Store {
     /// After [`Store::open_for_planning`], the integrity check runs on its
     /// own thread while this loads, and a failed check wins over the
     /// snapshot.
+    ///
+    /// Employees with a row digest come as summaries ([`db::Detail`]); the
+    /// read transaction the snapshot was loaded in stays open, so that
+    /// [`Store::fetch_employees`] reads the same state, whatever another
+    /// process commits meanwhile.
     pub fn planning_snapshot(&self) -> Result<Snapshot, StateError> {
-        self.load_checked(db::EmployeeIds::Skip)
+        self.load_checked(db::Detail::Planning)
+    }
+
+    /// The whole rows of summarised employees of the planning snapshot, in
+    /// the order of `refs`; an error if the state lacks one (it cannot,
+    /// in the snapshot's transaction).
+    pub fn fetch_employees(&self, refs: Vec<EmployeeRef>) -> Result<Vec<EmployeeSnap>, StateError> {
+        let path = self.path.display().to_string();
+        let rows = self.call(move |c| {
+            let rows = db::fetch_employees(c, &refs)?;
+            Ok((refs, rows))
+        })?;
+        rows.1
+            .into_iter()
+            .zip(rows.0)
+            .map(|(row, ee)| {
+                row.ok_or_else(|| {
+                    StateError::Corrupt(
+                        path.clone(),
+                        format!("employee {ee} left the state while it was being planned against"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Load the snapshot, with the deferred integrity check (if any) beside.
-    fn load_checked(&self, ids: db::EmployeeIds) -> Result<Snapshot, StateError> {
+    fn load_checked(&self, detail: db::Detail) -> Result<Snapshot, StateError> {
         let check = self.check_deferred.then(|| {
             let path = self.path.to_path_buf();
             std::thread::Builder::new()
                 .name("check-state".into())
                 .spawn(move || db::quick_check(&path))
         });
-        let snap = self.call(move |c| db::load_snapshot(c, ids));
+        // One read transaction: every table as of one moment. A planning
+        // snapshot leaves it open for later fetches (`fetch_employees`);
+        // it ends when the store closes.
+        let snap = self.call(move |c| {
+            if !c.is_autocommit() {
+                // An earlier planning snapshot's transaction.
+                c.execute_batch("ROLLBACK")?;
+            }
+            c.execute_batch("BEGIN")?;
+            let snap = db::load_snapshot(c, detail);
+            if detail == db::Detail::Whole || snap.is_err() {
+                c.execute_batch("ROLLBACK")?;
+            }
+            snap
+        });
         match check {
             None => {}
             Some(Ok(thread)) => match thread.join() {

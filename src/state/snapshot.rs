@@ -99,6 +99,9 @@ pub struct EmployeeSnap {
     /// The digest of the export row an apply last found nothing to do for
     /// (schema v4); 0 for none. The same row, read again, is skipped.
     pub row_digest: u64,
+    /// Only a summary (employer, offboarding, digest): `fp` and
+    /// `memberships` are left empty (see `db::Detail::Planning`).
+    pub partial: bool,
     /// Sorted by group name.
     pub memberships: Box<[(GroupName, MembershipState)]>,
 }

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::effect::{Effect, JournalStatus};
 use super::snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployerSnap, MembershipState, Sections, Snapshot,
+    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, MembershipState, Sections, Snapshot,
 };
 use super::{schema, StateError};
 use crate::fxhash::FxHashMap;
@@ -281,25 +281,19 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             snap.connections.insert((e, c), v);
         }
     }
-    // Employees and their memberships come in two scans ordered by
-    // employee ref (both tables are clustered on it, so the order is free)
-    // and are merged: each employee takes the membership rows that carry
-    // its ref, already sorted by group, with no lookup and no second map.
-    // Employer refs and group names are shared with the rest of the
-    // snapshot rather than copied per row.
+    // Employees in ref order (the table is clustered on it, so the order
+    // is free), then their memberships (`load_memberships`). Employer refs
+    // and group names are shared with the rest of the snapshot rather than
+    // copied per row.
     let mut st = conn.prepare(
         "SELECT employee_ref, employer_ref, kota_id, fp, offboarded, row_digest FROM employees
          ORDER BY employee_ref",
     )?;
     let mut rows = st.query([])?;
-    let mut mst = conn.prepare(
-        "SELECT employee_ref, group_name, status, reasons FROM memberships
-         ORDER BY employee_ref, group_name",
-    )?;
-    let mut memberships = MembershipCursor::start(mst.query([])?)?;
     snap.employees.reserve(count_rows(conn, "employees")?);
     let mut employer_refs = EmployerRefs::new(&snap.employers);
-    let mut taken = Vec::new();
+    // Positions of the employees loaded whole: their memberships follow.
+    let mut whole = Vec::new();
     while let Some(r) = rows.next()? {
         let raw = r.get_ref(0)?.as_str()?;
         let (Ok(key), Some(er)) = (
@@ -324,10 +318,8 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
                 Sections::from_blob(r.get_ref(3)?.as_blob()?),
             ),
         };
-        if partial {
-            memberships.skip_to(raw)?;
-        } else {
-            memberships.take_for(raw, &mut taken)?;
+        if !partial {
+            whole.push(snap.employees.len() as u32);
         }
         snap.employees.insert(
             key,
@@ -338,12 +330,81 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
                 offboarded,
                 row_digest,
                 partial,
-                memberships: taken.as_slice().into(),
+                memberships: Box::default(),
             },
         );
-        taken.clear();
     }
+    // A nightly state has nearly every employee summarised: looking the
+    // few others up beats stepping through every membership.
+    let one_by_one = whole.len() * 8 < snap.employees.len();
+    load_memberships(conn, &mut snap.employees, &whole, one_by_one)?;
     Ok(snap)
+}
+
+/// The memberships of one employee, by group name.
+const MEMBERSHIPS_OF: &str = "SELECT group_name, status, reasons FROM memberships
+     WHERE employee_ref = ?1 ORDER BY group_name";
+
+/// Attach their memberships to the employees at `whole` (ascending
+/// positions, rows in ref order as loaded): `one_by_one`, a lookup each;
+/// otherwise one scan of the memberships in ref order, merged with the
+/// rows, with no lookup per membership and the rows of summarised
+/// employees stepped over undecoded.
+fn load_memberships(
+    conn: &Connection,
+    employees: &mut EmployeeTable,
+    whole: &[u32],
+    one_by_one: bool,
+) -> rusqlite::Result<()> {
+    let mut names = GroupNames::default();
+    let mut taken = Vec::new();
+    if one_by_one {
+        let mut st = conn.prepare_cached(MEMBERSHIPS_OF)?;
+        for &at in whole {
+            let mut rows = st.query([employees.at(at).0.as_str()])?;
+            while let Some(r) = rows.next()? {
+                if let Some(g) = names.get(r.get_ref(0)?.as_str()?) {
+                    taken.push((g, membership_state(r.get_ref(1)?.as_str()?, r.get(2)?)));
+                }
+            }
+            employees.at_mut(at).memberships = taken.as_slice().into();
+            taken.clear();
+        }
+        return Ok(());
+    }
+    let mut st = conn.prepare(
+        "SELECT employee_ref, group_name, status, reasons FROM memberships
+         ORDER BY employee_ref, group_name",
+    )?;
+    let mut cursor = MembershipCursor::start(st.query([])?, names)?;
+    let mut whole = whole.iter().copied().peekable();
+    for at in 0..employees.len() as u32 {
+        let key = employees.at(at).0.clone();
+        if whole.next_if_eq(&at).is_some() {
+            cursor.take_for(key.as_str(), &mut taken)?;
+            employees.at_mut(at).memberships = taken.as_slice().into();
+            taken.clear();
+        } else {
+            cursor.skip_to(key.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// One shared copy of each group name a scan meets.
+#[derive(Default)]
+struct GroupNames(FxHashMap<Box<str>, GroupName>);
+
+impl GroupNames {
+    /// The shared name, or `None` if `raw` is no longer a valid name.
+    fn get(&mut self, raw: &str) -> Option<GroupName> {
+        if let Some(n) = self.0.get(raw) {
+            return Some(n.clone());
+        }
+        let n = GroupName::parse(raw).ok()?;
+        self.0.insert(raw.into(), n.clone());
+        Some(n)
+    }
 }
 
 /// The whole state rows of `refs` (Kota ids left out), in order; `None`
@@ -358,10 +419,7 @@ pub fn fetch_employees(
     let mut est = conn.prepare_cached(
         "SELECT employer_ref, fp, offboarded, row_digest FROM employees WHERE employee_ref = ?1",
     )?;
-    let mut mst = conn.prepare_cached(
-        "SELECT group_name, status, reasons FROM memberships WHERE employee_ref = ?1
-         ORDER BY group_name",
-    )?;
+    let mut mst = conn.prepare_cached(MEMBERSHIPS_OF)?;
     let mut out = Vec::with_capacity(refs.len());
     for ee in refs {
         let row = est
@@ -447,12 +505,11 @@ struct MembershipCursor<'s> {
     status: String,
     reasons: Option<String>,
     done: bool,
-    /// One shared copy of each group name.
-    names: FxHashMap<Box<str>, GroupName>,
+    names: GroupNames,
 }
 
 impl<'s> MembershipCursor<'s> {
-    fn start(rows: rusqlite::Rows<'s>) -> rusqlite::Result<Self> {
+    fn start(rows: rusqlite::Rows<'s>, names: GroupNames) -> rusqlite::Result<Self> {
         let mut c = MembershipCursor {
             rows,
             employee: String::new(),
@@ -460,7 +517,7 @@ impl<'s> MembershipCursor<'s> {
             status: String::new(),
             reasons: None,
             done: false,
-            names: FxHashMap::default(),
+            names,
         };
         c.advance()?;
         Ok(c)
@@ -485,14 +542,7 @@ impl<'s> MembershipCursor<'s> {
 
     /// The row ahead, decoded; `None` if its group name no longer parses.
     fn item(&mut self) -> Option<(GroupName, MembershipState)> {
-        let g = self.group.as_str();
-        let name = match self.names.get(g) {
-            Some(n) => n.clone(),
-            None => {
-                let n = GroupName::parse(g).ok()?;
-                self.names.entry(g.into()).or_insert(n).clone()
-            }
-        };
+        let name = self.names.get(&self.group)?;
         Some((name, membership_state(&self.status, self.reasons.take())))
     }
 
@@ -1029,6 +1079,33 @@ mod tests {
         let plan = load_snapshot(&conn, Detail::Planning).unwrap();
         assert_eq!(&*plan.employees["E3"].kota_id, "");
         assert_eq!(plan.employees["E1"].memberships.len(), 2);
+
+        // A planning snapshot summarises digested employees (E3) and gives
+        // the others the same memberships, whether they are scanned or
+        // looked up one by one.
+        conn.execute_batch("UPDATE employees SET row_digest = 9 WHERE employee_ref = 'E3'")
+            .unwrap();
+        let plan = load_snapshot(&conn, Detail::Planning).unwrap();
+        assert!(plan.employees["E3"].partial && plan.employees["E3"].memberships.is_empty());
+        assert!(!plan.employees["E1"].partial);
+        let whole: Vec<u32> = ["E1", "E6"]
+            .iter()
+            .map(|e| plan.employees.position(*e).unwrap())
+            .collect();
+        for one_by_one in [false, true] {
+            let mut employees = plan.employees.clone();
+            for &at in &whole {
+                employees.at_mut(at).memberships = Box::default();
+            }
+            load_memberships(&conn, &mut employees, &whole, one_by_one).unwrap();
+            for e in ["E1", "E6"] {
+                assert_eq!(
+                    employees[e].memberships, snap.employees[e].memberships,
+                    "{e}, one by one: {one_by_one}"
+                );
+            }
+            assert!(employees["E3"].memberships.is_empty());
+        }
     }
 
     /// A row digest vouches for the state row it was recorded beside: any

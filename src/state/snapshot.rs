@@ -157,6 +157,10 @@ impl EmployeeTable {
         let (k, v) = &self.rows[position as usize];
         (k, v)
     }
+    /// The row at `position`, to change.
+    pub fn at_mut(&mut self, position: u32) -> &mut EmployeeSnap {
+        &mut self.rows[position as usize].1
+    }
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&EmployeeRef, &EmployeeSnap)>
     where
         EmployeeRef: Borrow<Q>,

@@ -230,6 +230,7 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             },
         ))
     })?;
+    snap.employers.reserve(count_rows(conn, "employers")?);
     for row in rows {
         let (k, v) = row?;
         if let Ok(k) = EmployerRef::parse(&k) {
@@ -239,25 +240,27 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             snap.employers.insert(k, v);
         }
     }
+    // Groups and connections share the employers' refs and one copy of
+    // each group name: a 50,000-employer state has 300,000 group rows.
+    let mut employer_refs = EmployerRefs::new(&snap.employers);
+    let mut names = GroupNames::default();
     for (table, id_col) in [("kota_groups", "kota_id"), ("ic_groups", "ic_id")] {
         let mut st = conn.prepare(&format!("SELECT employer_ref, name, {id_col} FROM {table}"))?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
         let map = if table == "kota_groups" {
             &mut snap.kota_groups
         } else {
             &mut snap.ic_groups
         };
-        for row in rows {
-            let (e, n, id) = row?;
-            if let (Ok(e), Ok(n)) = (EmployerRef::parse(&e), GroupName::parse(&n)) {
-                map.insert((e, n), id);
-            }
+        map.reserve(count_rows(conn, table)?);
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (Some(e), Some(n)) = (
+                employer_refs.get(r.get_ref(0)?.as_str()?),
+                names.get(r.get_ref(1)?.as_str()?),
+            ) else {
+                continue;
+            };
+            map.insert((e, n), r.get(2)?);
         }
     }
     let mut st = conn.prepare(
@@ -275,9 +278,10 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             },
         ))
     })?;
+    snap.connections.reserve(count_rows(conn, "connections")?);
     for row in rows {
         let (e, c, v) = row?;
-        if let (Ok(e), Ok(c)) = (EmployerRef::parse(&e), CarrierId::parse(&c)) {
+        if let (Some(e), Ok(c)) = (employer_refs.get(&e), CarrierId::parse(&c)) {
             snap.connections.insert((e, c), v);
         }
     }
@@ -291,7 +295,6 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     )?;
     let mut rows = st.query([])?;
     snap.employees.reserve(count_rows(conn, "employees")?);
-    let mut employer_refs = EmployerRefs::new(&snap.employers);
     // Positions of the employees loaded whole: their memberships follow.
     let mut whole = Vec::new();
     while let Some(r) = rows.next()? {

@@ -16,21 +16,12 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     // plan writes nothing of its own: the state's integrity check can run
     // beside the snapshot's loading (which waits for its verdict).
     let store = crate::state::Store::open_for_planning(&state_path(&inputs.state, inputs.sandbox))?;
-    // The state loads on the store thread while employers.csv is read here:
-    // neither needs the other, and on a million-employee state both take a
-    // while.
-    let (snap, employers) = std::thread::scope(|scope| {
-        let employers = std::thread::Builder::new()
-            .name("read-employers".into())
-            .spawn_scoped(scope, || plan::read_employers(&inputs.employers))
-            .map_err(|e| AppError::Output(format!("cannot start a thread: {e}")))?;
-        let snap = store.planning_snapshot();
-        let employers = match employers.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        Ok::<_, AppError>((snap?, employers?))
-    })?;
+    // The state loads on the store thread while employers.csv is read (and
+    // then the state checked) on another: neither needs the other, and on a
+    // million-employee state both take a while.
+    let (snap, employers) =
+        store.planning_snapshot_after(|| plan::read_employers(&inputs.employers));
+    let (snap, employers) = (snap?, employers?);
     tracing::debug!(
         "state loaded in {:.2?}: {} employees (rss {})",
         started.elapsed(),

@@ -74,15 +74,22 @@ const BATCH: usize = 1024;
 const IN_FLIGHT: usize = 16;
 
 /// The snapshot's employees as the reader looks them up.
-struct SyncedEmployees<'s>(&'s EmployeeTable);
+struct SyncedEmployees<'s> {
+    table: &'s EmployeeTable,
+    /// The position after the last one found: where the next row's
+    /// employee is, in an export in the state's (ref) order.
+    next: std::sync::atomic::AtomicU32,
+}
 
 impl input::Synced for SyncedEmployees<'_> {
     fn count(&self) -> usize {
-        self.0.len()
+        self.table.len()
     }
     fn find(&self, key: &str) -> Option<(u32, u64)> {
-        let at = self.0.position(key)?;
-        Some((at, self.0.at(at).1.row_digest))
+        use std::sync::atomic::Ordering::Relaxed;
+        let at = self.table.position_after(key, self.next.load(Relaxed))?;
+        self.next.store(at + 1, Relaxed);
+        Some((at, self.table.at(at).1.row_digest))
     }
 }
 
@@ -130,7 +137,10 @@ fn read_and_plan(
     // for a report allocates nothing per row but its ref and groups. Rows
     // the state vouches for (`input::digest`) are not read further.
     let needs = planner.row_needs();
-    let synced = SyncedEmployees(&snap.employees);
+    let synced = SyncedEmployees {
+        table: &snap.employees,
+        next: 0.into(),
+    };
     let known = input::Known {
         employees: &synced,
         seed: needs.seed,

@@ -324,22 +324,22 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
         if !partial {
             whole.push(snap.employees.len() as u32);
         }
-        snap.employees.insert(
-            key,
-            EmployeeSnap {
-                employer_ref: er,
-                kota_id,
-                fp,
-                offboarded,
-                row_digest,
-                partial,
-                memberships: Box::default(),
-            },
-        );
+        let row = EmployeeSnap {
+            employer_ref: er,
+            kota_id,
+            fp,
+            offboarded,
+            row_digest,
+            partial,
+            memberships: Box::default(),
+        };
+        // The scan is in the order of the refs' bytes, which is `str`'s.
+        snap.employees.push_ordered(key, row);
     }
     // A nightly state has nearly every employee summarised: looking the
     // few others up beats stepping through every membership.
-    let one_by_one = whole.len() * 8 < snap.employees.len();
+    // (The merge needs the rows in ref order, as the scan gives them.)
+    let one_by_one = whole.len() * 8 < snap.employees.len() || !snap.employees.is_ordered();
     load_memberships(conn, &mut snap.employees, &whole, one_by_one)?;
     Ok(snap)
 }

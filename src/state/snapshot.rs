@@ -119,23 +119,35 @@ impl EmployeeSnap {
 /// index of positions. A map holding the rows themselves sized its table
 /// for twice the rows, half of it empty 80-byte slots; positions also let
 /// the planner mark the employees it saw in a bit per row.
+///
+/// The index is built when first needed. A state loads its employees in
+/// ref order, and a payroll export in the same order finds each row's
+/// employee next to the previous one's ([`EmployeeTable::position_after`]):
+/// such a night builds no index at all (a million random inserts, and a
+/// random probe per row, were a third of a warm plan).
 #[derive(Debug, Clone, Default)]
 pub struct EmployeeTable {
-    /// Position in `rows` by ref.
-    index: FxHashMap<EmployeeRef, u32>,
+    /// Position in `rows` by ref; built on the first lookup the rows' order
+    /// cannot answer.
+    index: std::sync::OnceLock<FxHashMap<EmployeeRef, u32>>,
     rows: Vec<(EmployeeRef, EmployeeSnap)>,
+    /// Whether the rows are in strictly increasing ref order (as far as
+    /// [`EmployeeTable::push_ordered`] knows: `insert` clears it).
+    ordered: bool,
 }
 
 impl EmployeeTable {
     pub fn reserve(&mut self, n: usize) {
-        self.index.reserve(n);
         self.rows.reserve_exact(n);
     }
     /// Add or replace the row of `key`.
     pub fn insert(&mut self, key: EmployeeRef, row: EmployeeSnap) {
+        self.ordered = false;
+        self.index();
+        let index = self.index.get_mut().expect("built above");
         // One probe: loading a million employees is a million inserts.
         let next = u32::try_from(self.rows.len()).expect("at most 4 billion employees");
-        match self.index.entry(key) {
+        match index.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => self.rows[*o.get() as usize].1 = row,
             std::collections::hash_map::Entry::Vacant(v) => {
                 let key = v.key().clone();
@@ -144,13 +156,51 @@ impl EmployeeTable {
             }
         }
     }
+    /// Add the row of `key`, read in ref order: after every key already
+    /// here, it needs no index. (Out of order, it is an [`insert`].)
+    ///
+    /// [`insert`]: EmployeeTable::insert
+    pub fn push_ordered(&mut self, key: EmployeeRef, row: EmployeeSnap) {
+        match self.rows.last() {
+            None => self.ordered = true,
+            Some((last, _)) if self.ordered && *last < key => {}
+            Some(_) => return self.insert(key, row),
+        }
+        if let Some(index) = self.index.get_mut() {
+            index.insert(key.clone(), self.rows.len() as u32);
+        }
+        self.rows.push((key, row));
+    }
+    /// Whether the rows are in increasing ref order.
+    pub fn is_ordered(&self) -> bool {
+        self.ordered || self.rows.is_empty()
+    }
+    fn index(&self) -> &FxHashMap<EmployeeRef, u32> {
+        self.index.get_or_init(|| {
+            let mut index = FxHashMap::default();
+            index.reserve(self.rows.len());
+            for (i, (k, _)) in self.rows.iter().enumerate() {
+                index.insert(k.clone(), i as u32);
+            }
+            index
+        })
+    }
     /// The position of `key`'s row ([`EmployeeTable::at`]).
     pub fn position<Q>(&self, key: &Q) -> Option<u32>
     where
         EmployeeRef: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.index.get(key).copied()
+        self.index().get(key).copied()
+    }
+    /// [`EmployeeTable::position`], trying the row at `guess` first: a
+    /// reader of a file in the rows' order passes the position after the
+    /// last one it found, and reads the rows in sequence.
+    pub fn position_after(&self, key: &str, guess: u32) -> Option<u32> {
+        match self.rows.get(guess as usize) {
+            Some((k, _)) if k.as_str() == key => Some(guess),
+            _ => self.position(key),
+        }
     }
     /// The row at `position`, with its ref.
     pub fn at(&self, position: u32) -> (&EmployeeRef, &EmployeeSnap) {
@@ -224,4 +274,51 @@ pub struct Snapshot {
     pub ic_groups: FxHashMap<(EmployerRef, GroupName), String>,
     pub connections: FxHashMap<(EmployerRef, CarrierId), ConnectionSnap>,
     pub employees: EmployeeTable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(digest: u64) -> EmployeeSnap {
+        EmployeeSnap {
+            employer_ref: EmployerRef::parse("ER1").unwrap(),
+            kota_id: Box::default(),
+            fp: Sections::default(),
+            offboarded: false,
+            row_digest: digest,
+            partial: false,
+            memberships: Box::default(),
+        }
+    }
+
+    fn key(s: &str) -> EmployeeRef {
+        EmployeeRef::parse(s).unwrap()
+    }
+
+    /// Rows pushed in order are found by their order or by the index built
+    /// on demand, alike; a row out of order, or replaced, still is, and
+    /// the table then says it is no longer ordered.
+    #[test]
+    fn ordered_rows_are_found_with_or_without_the_index() {
+        let mut t = EmployeeTable::default();
+        for (i, k) in ["E1", "E2", "E4"].iter().enumerate() {
+            t.push_ordered(key(k), row(i as u64));
+        }
+        assert!(t.is_ordered());
+        assert!(t.index.get().is_none(), "no index built yet");
+        assert_eq!(t.position_after("E2", 1), Some(1));
+        assert!(t.index.get().is_none(), "found by its order");
+        assert_eq!(t.position_after("E4", 1), Some(2), "a wrong guess");
+        assert!(t.index.get().is_some());
+        assert_eq!(t.position_after("E3", 2), None);
+        t.push_ordered(key("E5"), row(5));
+        assert_eq!(t.position("E5"), Some(3), "the index follows pushes");
+        t.push_ordered(key("E0"), row(9));
+        assert!(!t.is_ordered());
+        assert_eq!(t.get("E0").unwrap().row_digest, 9);
+        t.push_ordered(key("E2"), row(7));
+        assert_eq!(t.len(), 5, "a repeated ref replaces its row");
+        assert_eq!(t["E2"].row_digest, 7);
+    }
 }

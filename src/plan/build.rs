@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::fingerprint;
-use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner};
+use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner, RowNeeds};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
@@ -121,13 +121,17 @@ impl Batch {
 /// one, in file order. Reading (CSV, UTF-8, validation) and planning
 /// (fingerprints, diff, operations) cost about the same per row, so two
 /// cores nearly halve a million-row plan.
-fn read_and_plan(
+///
+/// The planner is made (`make`: the employer-level operations) on this
+/// thread while the first rows are read.
+fn read_and_plan<'p>(
     path: &Path,
     employers: &input::Employers,
     snap: &Snapshot,
     fetch: Option<Fetch<'_>>,
-    planner: &mut Planner<'_>,
-) -> Result<input::EmployeesSummary, BuildError> {
+    needs: RowNeeds,
+    make: impl FnOnce() -> Planner<'p>,
+) -> Result<(input::EmployeesSummary, Planner<'p>), BuildError> {
     // Each row travels with its employer's position in the employers
     // slice (found while validating) and its employee's position in the
     // snapshot (found while checking for duplicates), so that the planner
@@ -136,7 +140,6 @@ fn read_and_plan(
     // an owned employee only when the plan keeps payloads (apply): a plan
     // for a report allocates nothing per row but its ref and groups. Rows
     // the state vouches for (`input::digest`) are not read further.
-    let needs = planner.row_needs();
     let synced = SyncedEmployees {
         table: &snap.employees,
         next: 0.into(),
@@ -191,6 +194,7 @@ fn read_and_plan(
                 path: path.display().to_string(),
                 source,
             })?;
+        let mut planner = make();
         let mut failed = None;
         for mut batch in rx {
             for at in batch.unchanged {
@@ -234,7 +238,7 @@ fn read_and_plan(
         };
         match failed {
             Some(e) => Err(e.into()),
-            None => Ok(summary?),
+            None => Ok((summary?, planner)),
         }
     })
 }
@@ -287,20 +291,26 @@ pub fn build_from(
     ctx: PlanContext,
     keep: Keep,
 ) -> Result<Plan, BuildError> {
-    let mut planner = Planner::new(
-        ctx.clone(),
-        snap,
-        &employers.employers,
-        &employers.rejected,
-        keep,
-    );
-    // Roughly one operation per 48 bytes of export (a row of ~160 bytes
-    // makes its create and two or three memberships). Only a hint: the list
-    // still grows past it, and untouched capacity costs no memory.
-    let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
-    planner.reserve(usize::try_from(bytes / 48).unwrap_or(0));
+    let make = || {
+        let mut planner = Planner::new(
+            ctx.clone(),
+            snap,
+            &employers.employers,
+            &employers.rejected,
+            keep,
+        );
+        // Roughly one operation per 48 bytes of export (a row of ~160
+        // bytes makes its create and two or three memberships). Only a
+        // hint: the list still grows past it, and untouched capacity costs
+        // no memory.
+        let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
+        planner.reserve(usize::try_from(bytes / 48).unwrap_or(0));
+        planner
+    };
     let started = std::time::Instant::now();
-    let summary = read_and_plan(employees_path, &employers, snap, fetch, &mut planner)?;
+    let needs = RowNeeds::of(snap, keep);
+    let (summary, mut planner) =
+        read_and_plan(employees_path, &employers, snap, fetch, needs, make)?;
     for r in &summary.rejections {
         if let Some(k) = &r.key {
             planner.rejected_employee(k);

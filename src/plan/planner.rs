@@ -153,6 +153,18 @@ pub struct RowNeeds {
     pub payloads: bool,
 }
 
+impl RowNeeds {
+    /// What a planner against `snap` keeping `keep` needs of each row.
+    pub fn of(snap: &Snapshot, keep: Keep) -> RowNeeds {
+        RowNeeds {
+            seed: snap.fp_seed,
+            // A synced employee's fingerprint is compared with the state's.
+            fingerprints: keep.fingerprints() || !snap.employees.is_empty(),
+            payloads: keep.payloads(),
+        }
+    }
+}
+
 /// Builds a plan from the employers up front and the employees as they
 /// stream in.
 pub struct Planner<'a> {
@@ -461,12 +473,7 @@ impl<'a> Planner<'a> {
 
     /// What the rows handed to [`Planner::row`] must carry.
     pub fn row_needs(&self) -> RowNeeds {
-        RowNeeds {
-            seed: self.snap.fp_seed,
-            // A synced employee's fingerprint is compared with the state's.
-            fingerprints: self.keep.fingerprints() || !self.snap.employees.is_empty(),
-            payloads: self.keep.payloads(),
-        }
+        RowNeeds::of(self.snap, self.keep)
     }
 
     /// Plan one valid employee row, given the position of its employer in

@@ -28,7 +28,7 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
         snap.employees.len(),
         crate::memory::peak_rss()
     );
-    let fetch = |refs| store.fetch_employees(refs);
+    let fetch = |refs| -> plan::Pending { Box::new(store.fetch_employees_later(refs)) };
     let plan = plan::build_from(
         employers,
         &inputs.employers,

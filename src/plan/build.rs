@@ -23,8 +23,12 @@ pub enum BuildError {
 }
 
 /// Where the whole rows of a planning snapshot's summarised employees come
-/// from, in the order asked (`state::Store::fetch_employees`).
-pub type Fetch<'f> = &'f (dyn Fn(Vec<EmployeeRef>) -> Result<Vec<EmployeeSnap>, StateError> + Sync);
+/// from, in the order asked: asked for at once, collected later
+/// (`state::Store::fetch_employees_later`).
+pub type Fetch<'f> = &'f (dyn Fn(Vec<EmployeeRef>) -> Pending + Sync);
+
+/// Whole state rows asked for and not yet collected.
+pub type Pending = Box<dyn FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send>;
 
 /// An input file as the plan names it: by path and content hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +107,9 @@ struct Batch {
     rows: Vec<(u32, PlanRow)>,
     /// Synced employees whose rows are unchanged since the last apply.
     unchanged: Vec<u32>,
+    /// The whole state rows of the summarised employees among `rows`, in
+    /// their order, asked for when the batch was sent.
+    fetched: Option<Pending>,
 }
 
 impl Batch {
@@ -110,11 +117,31 @@ impl Batch {
         Batch {
             rows: Vec::with_capacity(BATCH),
             unchanged: Vec::new(),
+            fetched: None,
         }
     }
     fn full(&self) -> bool {
         self.rows.len() == BATCH || self.unchanged.len() == 16 * BATCH
     }
+    /// Ask for the whole state rows of the summarised employees among the
+    /// rows (`fetch` panics if there are some and no way to fetch them).
+    fn ask(&mut self, snap: &Snapshot, fetch: Option<Fetch<'_>>) {
+        let wanted: Vec<EmployeeRef> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| partial(snap, r))
+            .map(|(_, r)| r.employee_ref.clone())
+            .collect();
+        if !wanted.is_empty() {
+            let fetch = fetch.expect("a snapshot with summarised employees needs a fetch");
+            self.fetched = Some(fetch(wanted));
+        }
+    }
+}
+
+/// Whether `r` is a synced employee the snapshot holds only a summary of.
+fn partial(snap: &Snapshot, r: &PlanRow) -> bool {
+    r.synced.is_some_and(|i| snap.employees.at(i).1.partial)
 }
 
 /// Read employees.csv on one thread and plan each valid employee on this
@@ -180,12 +207,15 @@ fn read_and_plan<'p>(
                             }
                         }
                         if batch.full() {
+                            batch.ask(snap, fetch);
                             // A send fails only if the planner is gone, i.e.
-                            // it panicked; the scope re-raises that panic.
+                            // it panicked or failed; the scope re-raises a
+                            // panic, and a failure is returned below.
                             let _ = tx.send(std::mem::replace(&mut batch, Batch::new()));
                         }
                     });
                 if !(batch.rows.is_empty() && batch.unchanged.is_empty()) {
+                    batch.ask(snap, fetch);
                     let _ = tx.send(batch);
                 }
                 summary
@@ -201,23 +231,12 @@ fn read_and_plan<'p>(
                 planner.unchanged(at);
             }
             // Summarised employees whose rows turned out changed: their
-            // whole state rows, one store call per batch.
-            let partial = |r: &PlanRow| r.synced.is_some_and(|i| snap.employees.at(i).1.partial);
-            let wanted: Vec<EmployeeRef> = batch
-                .rows
-                .iter()
-                .filter(|(_, r)| partial(r))
-                .map(|(_, r)| r.employee_ref.clone())
-                .collect();
-            if !wanted.is_empty() {
-                let fetched = match fetch {
-                    Some(f) => f(wanted),
-                    None => panic!("a snapshot with summarised employees needs a fetch"),
-                };
-                match fetched {
+            // whole state rows, asked for when the batch was sent.
+            if let Some(fetched) = batch.fetched.take() {
+                match fetched() {
                     Ok(rows) => {
                         let mut rows = rows.into_iter();
-                        for (_, r) in batch.rows.iter_mut().filter(|(_, r)| partial(r)) {
+                        for (_, r) in batch.rows.iter_mut().filter(|(_, r)| partial(snap, r)) {
                             r.old = rows.next();
                         }
                     }

@@ -6,7 +6,7 @@ pub mod op;
 pub mod planner;
 pub mod saved;
 
-pub use build::{build, build_from, read_employers, BuildError, Fetch, FileInfo, Plan};
+pub use build::{build, build_from, read_employers, BuildError, Fetch, FileInfo, Pending, Plan};
 pub use op::{Deps, OpKind, Operation, Subject, Target};
 pub use planner::{Finding, FindingKind, Keep, PlanBody, PlanContext, PlanRow, Planner, RowNeeds};
 pub use saved::{SavedPlan, Stale};

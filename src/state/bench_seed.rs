@@ -292,7 +292,7 @@ mod tests {
         // With every employee summarised, then with a few and with half of
         // them loaded whole (their memberships looked up one by one, then
         // scanned).
-        let fetch = |refs| store.fetch_employees(refs);
+        let fetch = |refs| -> plan::Pending { Box::new(store.fetch_employees_later(refs)) };
         for whole in [0, 20, 200] {
             let db = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
             db.execute(

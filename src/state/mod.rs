@@ -223,23 +223,38 @@ impl Store {
     /// the order of `refs`; an error if the state lacks one (it cannot,
     /// in the snapshot's transaction).
     pub fn fetch_employees(&self, refs: Vec<EmployeeRef>) -> Result<Vec<EmployeeSnap>, StateError> {
+        self.fetch_employees_later(refs)()
+    }
+
+    /// [`Store::fetch_employees`], queued now on the store thread and
+    /// waited for when the returned function is called: a reader asks for
+    /// a batch's rows as it sends the batch, and the planner collects them
+    /// when it gets to it, so the lookups overlap the reading.
+    pub fn fetch_employees_later(
+        &self,
+        refs: Vec<EmployeeRef>,
+    ) -> impl FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send + 'static {
         let path = self.path.display().to_string();
-        let rows = self.call(move |c| {
+        let pending = self.submit(move |c| {
             let rows = db::fetch_employees(c, &refs)?;
             Ok((refs, rows))
-        })?;
-        rows.1
-            .into_iter()
-            .zip(rows.0)
-            .map(|(row, ee)| {
-                row.ok_or_else(|| {
-                    StateError::Corrupt(
-                        path.clone(),
-                        format!("employee {ee} left the state while it was being planned against"),
-                    )
+        });
+        move || {
+            let (refs, rows) = pending.blocking_recv().map_err(|_| StateError::Stopped)??;
+            rows.into_iter()
+                .zip(refs)
+                .map(|(row, ee)| {
+                    row.ok_or_else(|| {
+                        StateError::Corrupt(
+                            path.clone(),
+                            format!(
+                                "employee {ee} left the state while it was being planned against"
+                            ),
+                        )
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        }
     }
 
     /// Load the snapshot; beside it, on one thread, `first` and then the

@@ -125,7 +125,7 @@ impl EmployeeSnap {
 /// employee next to the previous one's ([`EmployeeTable::position_after`]):
 /// such a night builds no index at all (a million random inserts, and a
 /// random probe per row, were a third of a warm plan).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct EmployeeTable {
     /// Position in `rows` by ref; built on the first lookup the rows' order
     /// cannot answer.
@@ -134,6 +134,25 @@ pub struct EmployeeTable {
     /// Whether the rows are in strictly increasing ref order (as far as
     /// [`EmployeeTable::push_ordered`] knows: `insert` clears it).
     ordered: bool,
+    /// Lookups answered by binary search of the ordered rows so far: a few
+    /// (rejected rows' refs, a changed row looked up twice) are cheaper
+    /// that way than a million-entry index; past [`SEARCHES_BEFORE_INDEX`],
+    /// the index is built.
+    searches: std::sync::atomic::AtomicU32,
+}
+
+/// See `EmployeeTable::searches`.
+const SEARCHES_BEFORE_INDEX: u32 = 4096;
+
+impl Clone for EmployeeTable {
+    fn clone(&self) -> EmployeeTable {
+        EmployeeTable {
+            index: self.index.clone(),
+            rows: self.rows.clone(),
+            ordered: self.ordered,
+            searches: 0.into(),
+        }
+    }
 }
 
 impl EmployeeTable {
@@ -189,18 +208,36 @@ impl EmployeeTable {
     pub fn position<Q>(&self, key: &Q) -> Option<u32>
     where
         EmployeeRef: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + Ord + ?Sized,
     {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(index) = self.index.get() {
+            return index.get(key).copied();
+        }
+        if self.is_ordered() && self.searches.fetch_add(1, Relaxed) < SEARCHES_BEFORE_INDEX {
+            return self
+                .rows
+                .binary_search_by(|(k, _)| k.borrow().cmp(key))
+                .ok()
+                .map(|i| i as u32);
+        }
         self.index().get(key).copied()
     }
-    /// [`EmployeeTable::position`], trying the row at `guess` first: a
-    /// reader of a file in the rows' order passes the position after the
-    /// last one it found, and reads the rows in sequence.
+    /// [`EmployeeTable::position`], trying the row at `guess` and the one
+    /// before it first: a reader of a file in the rows' order passes the
+    /// position after the last one it found, and reads the rows in
+    /// sequence (a row it looks up twice is the one before).
     pub fn position_after(&self, key: &str, guess: u32) -> Option<u32> {
-        match self.rows.get(guess as usize) {
-            Some((k, _)) if k.as_str() == key => Some(guess),
-            _ => self.position(key),
+        for at in [guess, guess.wrapping_sub(1)] {
+            if self
+                .rows
+                .get(at as usize)
+                .is_some_and(|(k, _)| k.as_str() == key)
+            {
+                return Some(at);
+            }
         }
+        self.position(key)
     }
     /// The row at `position`, with its ref.
     pub fn at(&self, position: u32) -> (&EmployeeRef, &EmployeeSnap) {
@@ -214,21 +251,21 @@ impl EmployeeTable {
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&EmployeeRef, &EmployeeSnap)>
     where
         EmployeeRef: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + Ord + ?Sized,
     {
         self.position(key).map(|i| self.at(i))
     }
     pub fn get<Q>(&self, key: &Q) -> Option<&EmployeeSnap>
     where
         EmployeeRef: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + Ord + ?Sized,
     {
         self.get_key_value(key).map(|(_, v)| v)
     }
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut EmployeeSnap>
     where
         EmployeeRef: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + Ord + ?Sized,
     {
         let i = self.position(key)?;
         Some(&mut self.rows[i as usize].1)
@@ -251,7 +288,7 @@ impl EmployeeTable {
 impl<Q> std::ops::Index<&Q> for EmployeeTable
 where
     EmployeeRef: Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
+    Q: Hash + Eq + Ord + ?Sized,
 {
     type Output = EmployeeSnap;
     fn index(&self, key: &Q) -> &EmployeeSnap {
@@ -308,10 +345,15 @@ mod tests {
         assert!(t.is_ordered());
         assert!(t.index.get().is_none(), "no index built yet");
         assert_eq!(t.position_after("E2", 1), Some(1));
+        assert_eq!(t.position_after("E2", 2), Some(1), "looked up twice");
         assert!(t.index.get().is_none(), "found by its order");
-        assert_eq!(t.position_after("E4", 1), Some(2), "a wrong guess");
-        assert!(t.index.get().is_some());
+        assert_eq!(t.position_after("E4", 0), Some(2), "a wrong guess");
         assert_eq!(t.position_after("E3", 2), None);
+        assert!(t.index.get().is_none(), "a few searches build no index");
+        for _ in 0..SEARCHES_BEFORE_INDEX {
+            assert_eq!(t.position("E4"), Some(2));
+        }
+        assert!(t.index.get().is_some(), "many do");
         t.push_ordered(key("E5"), row(5));
         assert_eq!(t.position("E5"), Some(3), "the index follows pushes");
         t.push_ordered(key("E0"), row(9));

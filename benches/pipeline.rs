@@ -344,8 +344,16 @@ fn plan_part(cfg: &Config) -> PlanResults {
     let warm = base.join("warm.db");
     let stamp = base.join("warm.done");
     let mut seed_secs = 0.0;
-    if !stamp.exists() {
-        eprintln!("plan: seeding the warm state (day 1 recorded as synced) ...");
+    // A state seeded by an older build (another schema, other digests)
+    // would measure that build's state: the stamp names what it was made
+    // for.
+    let made_for = format!(
+        "schema {}, row digests v{}",
+        benefits_sync::state::schema::CURRENT_VERSION,
+        benefits_sync::input::ROW_DIGEST_VERSION
+    );
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(made_for.as_str()) {
+        eprintln!("plan: seeding the warm state (nights 1 and 2 recorded) ...");
         let start = Instant::now();
         // In a process of its own: a child forked from a bench that had
         // just planned a million rows in-process reported that high-water
@@ -355,7 +363,7 @@ fn plan_part(cfg: &Config) -> PlanResults {
             .status()
             .expect("run the warm-state seeding");
         assert!(status.success(), "seeding the warm state failed: {status}");
-        std::fs::write(&stamp, b"").expect("stamp");
+        std::fs::write(&stamp, &made_for).expect("stamp");
         seed_secs = start.elapsed().as_secs_f64();
     }
     eprintln!("plan: warm, nothing changed ...");
@@ -816,7 +824,7 @@ fn render(
         if p.seed_secs > 0.0 {
             let _ = writeln!(
                 o,
-                "The warm state (day 1 recorded as synced by `state::bench_seed`) took {:.1} s to build; it is reused by later runs.",
+                "The warm state (day 1 recorded as synced by `state::bench_seed`, then the row digests a second night's apply records) took {:.1} s to build; it is reused by later runs.",
                 p.seed_secs
             );
         }

@@ -1,4 +1,5 @@
-//! `benefits-sync status`: recent runs, open journal entries, connections.
+//! `benefits-sync status`: recent runs, employees and row digests, open
+//! journal entries, connections.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ struct Status {
     state_version: u64,
     lock: Option<db::LockHolder>,
     runs: Vec<db::RunRow>,
+    employees: db::EmployeeCounts,
     journal: Vec<(String, i64)>,
     open_operations: Vec<db::JournalRow>,
     connections: Vec<db::ConnectionRow>,
@@ -35,6 +37,7 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
             state_version: db::version(c)?,
             lock: db::lock_holder(c)?,
             runs: db::recent_runs(c, 10)?,
+            employees: db::employee_counts(c)?,
             journal: db::journal_counts(c)?,
             open_operations: db::open_journal(c)?,
             connections: db::connections(c)?,
@@ -83,6 +86,18 @@ pub fn run(args: StatusArgs) -> Result<u8, AppError> {
                     println!("        {line}");
                 }
             }
+            let e = status.employees;
+            println!("\nEmployees");
+            println!(
+                "  {:<12} {} (offboarded {})",
+                "synced", e.synced, e.offboarded
+            );
+            // Why a night's plan is quick or slow: rows of employees with a
+            // digest are skipped while unchanged (`input::digest`).
+            println!(
+                "  {:<12} {} (their rows are skipped while unchanged)",
+                "row digests", e.row_digests
+            );
             // Done operations leave no journal row (their effect is the
             // record): what is listed is what a run left open.
             println!("\nJournal (operations left open; done ones are not kept)");

@@ -1011,6 +1011,29 @@ pub fn journal_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>>
     rows.collect()
 }
 
+/// How many employees the state holds, how many of them are offboarded,
+/// and how many carry a row digest (their unchanged rows are skipped).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct EmployeeCounts {
+    pub synced: i64,
+    pub offboarded: i64,
+    pub row_digests: i64,
+}
+
+pub fn employee_counts(conn: &Connection) -> rusqlite::Result<EmployeeCounts> {
+    conn.query_row(
+        "SELECT count(*), coalesce(sum(offboarded), 0), count(row_digest) FROM employees",
+        [],
+        |r| {
+            Ok(EmployeeCounts {
+                synced: r.get(0)?,
+                offboarded: r.get(1)?,
+                row_digests: r.get(2)?,
+            })
+        },
+    )
+}
+
 /// One connection's ids and last status.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnectionRow {

@@ -523,6 +523,11 @@ async fn a_row_changed_and_changed_back_is_sent_both_times() {
     };
     let recorded = digests();
     assert!(recorded > 50, "{recorded} digests");
+    let st = d.join("state.db").display().to_string();
+    let out = run(d, &[], &["status", "--state", &st, "--format", "json"]).await;
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["employees"]["synced"], 60, "{s}");
+    assert_eq!(s["employees"]["row_digests"], recorded, "{s}");
     assert!(planned(d, &f).await.is_empty());
 
     // One employee moves house, then moves back.

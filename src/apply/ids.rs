@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::model::{CarrierId, EmployeeRef, EmployerRef, GroupName};
+use crate::plan::Operation;
 use crate::state::Snapshot;
 
 #[derive(Default)]
@@ -21,7 +22,12 @@ struct Maps {
 pub struct Ids(Mutex<Maps>);
 
 impl Ids {
-    pub fn from_snapshot(s: &Snapshot) -> Ids {
+    /// The ids the state holds, for `operations`: every employer, group and
+    /// connection (a few per employer), but only the employees the
+    /// operations name. Operations look employees up by their own subject
+    /// only, and copying a million employees' ids for a night that touches
+    /// a hundred of them was most of a no-op night's apply.
+    pub fn from_snapshot(s: &Snapshot, operations: &[Operation]) -> Ids {
         let mut m = Maps::default();
         for (k, v) in &s.employers {
             if let Some(id) = &v.kota_id {
@@ -34,8 +40,13 @@ impl Ids {
         for (k, v) in &s.kota_groups {
             m.kota_groups.insert(k.clone(), v.clone());
         }
-        for (k, v) in s.employees.iter() {
-            m.employees.insert(k.clone(), v.kota_id.to_string());
+        for ee in operations.iter().filter_map(|op| op.subject.employee()) {
+            if m.employees.contains_key(ee) {
+                continue;
+            }
+            if let Some((k, v)) = s.employees.get_key_value(ee) {
+                m.employees.insert(k.clone(), v.kota_id.to_string());
+            }
         }
         for (k, v) in &s.connections {
             m.connections.insert(k.clone(), v.noyo_id.clone());

@@ -130,7 +130,7 @@ pub async fn apply(
 ) -> Result<ApplyResult, crate::state::StateError> {
     let started = std::time::Instant::now();
     let uncertain = store.uncertain_ops().await?;
-    let ids = ids::Ids::from_snapshot(&input.snapshot);
+    let ids = ids::Ids::from_snapshot(&input.snapshot, &input.operations);
     let exec = Arc::new(Executor {
         clients: build_clients(targets, opts),
         store: store.clone(),

@@ -309,17 +309,14 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
         let row_digest = r.get::<_, Option<i64>>(5)?.map_or(0, |d| d as u64);
         // A planning snapshot leaves out what a digested employee's plan
         // only needs if the row changed: fetched then (`fetch_employees`).
-        let partial = detail == Detail::Planning && row_digest != 0;
-        let (kota_id, fp) = match detail {
-            Detail::Whole => (
-                r.get_ref(2)?.as_str()?.into(),
-                Sections::from_blob(r.get_ref(3)?.as_blob()?),
-            ),
-            Detail::Planning if partial => (Box::default(), Sections::default()),
-            Detail::Planning => (
-                Box::default(),
-                Sections::from_blob(r.get_ref(3)?.as_blob()?),
-            ),
+        let partial = detail != Detail::Whole && row_digest != 0;
+        let kota_id = match detail {
+            Detail::Whole | Detail::Nightly if !partial => r.get_ref(2)?.as_str()?.into(),
+            _ => Box::default(),
+        };
+        let fp = match partial {
+            true => Sections::default(),
+            false => Sections::from_blob(r.get_ref(3)?.as_blob()?),
         };
         if !partial {
             whole.push(snap.employees.len() as u32);
@@ -410,7 +407,25 @@ impl GroupNames {
     }
 }
 
-/// The whole state rows of `refs` (Kota ids left out), in order; `None`
+/// The Kota ids of the employees `refs` names that the state holds.
+pub fn kota_ids(
+    conn: &Connection,
+    refs: &[EmployeeRef],
+) -> rusqlite::Result<Vec<(EmployeeRef, String)>> {
+    let mut st = conn.prepare_cached("SELECT kota_id FROM employees WHERE employee_ref = ?1")?;
+    let mut out = Vec::with_capacity(refs.len());
+    for ee in refs {
+        if let Some(id) = st
+            .query_row([ee.as_str()], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            out.push((ee.clone(), id));
+        }
+    }
+    Ok(out)
+}
+
+/// The whole state rows of `refs`, in order; `None`
 /// for a ref the state does not hold. For the employees a planning
 /// snapshot summarised ([`Detail::Planning`]) whose rows turned out
 /// changed. Run in the read transaction the snapshot was loaded in, so
@@ -420,7 +435,8 @@ pub fn fetch_employees(
     refs: &[EmployeeRef],
 ) -> rusqlite::Result<Vec<Option<EmployeeSnap>>> {
     let mut est = conn.prepare_cached(
-        "SELECT employer_ref, fp, offboarded, row_digest FROM employees WHERE employee_ref = ?1",
+        "SELECT employer_ref, fp, offboarded, row_digest, kota_id FROM employees
+         WHERE employee_ref = ?1",
     )?;
     let mut mst = conn.prepare_cached(MEMBERSHIPS_OF)?;
     let mut out = Vec::with_capacity(refs.len());
@@ -432,10 +448,11 @@ pub fn fetch_employees(
                     Sections::from_blob(r.get_ref(1)?.as_blob()?),
                     r.get::<_, bool>(2)?,
                     r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64),
+                    r.get::<_, String>(4)?,
                 ))
             })
             .optional()?;
-        let Some((er, fp, offboarded, row_digest)) = row else {
+        let Some((er, fp, offboarded, row_digest, kota_id)) = row else {
             out.push(None);
             continue;
         };
@@ -453,7 +470,7 @@ pub fn fetch_employees(
         }
         out.push(Some(EmployeeSnap {
             employer_ref,
-            kota_id: Box::default(),
+            kota_id: kota_id.into(),
             fp,
             offboarded,
             row_digest,
@@ -493,6 +510,11 @@ pub enum Detail {
     /// and the few whose rows changed are fetched when met
     /// ([`fetch_employees`]).
     Planning,
+    /// What apply reads: employees with a row digest summarised as for
+    /// planning, the others whole with their Kota ids. The ids of the few
+    /// summarised employees that operations name are fetched after
+    /// planning ([`kota_ids`]).
+    Nightly,
 }
 
 /// The memberships scan, ordered by (employee ref, group name), read one

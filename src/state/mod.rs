@@ -193,6 +193,32 @@ impl Store {
         self.load_checked(db::Detail::Whole, || ()).0
     }
 
+    /// The state as a nightly apply needs it ([`db::Detail::Nightly`]):
+    /// employees with a row digest summarised. Planning against it needs
+    /// [`Store::fetch_employees_later`]; the Kota ids of summarised
+    /// employees that operations name come from [`Store::kota_ids`]. (The
+    /// caller holds the run lock: no one else writes meanwhile.)
+    pub fn nightly_snapshot(&self) -> Result<Snapshot, StateError> {
+        self.nightly_snapshot_after(|| ()).0
+    }
+
+    /// [`Store::nightly_snapshot`], running `first` (reading
+    /// employers.csv) on another thread meanwhile.
+    pub fn nightly_snapshot_after<T: Send>(
+        &self,
+        first: impl FnOnce() -> T + Send,
+    ) -> (Result<Snapshot, StateError>, T) {
+        self.load_checked(db::Detail::Nightly, first)
+    }
+
+    /// The Kota ids of the employees `refs` names that the state holds.
+    pub fn kota_ids(
+        &self,
+        refs: Vec<EmployeeRef>,
+    ) -> Result<Vec<(EmployeeRef, String)>, StateError> {
+        self.call(move |c| db::kota_ids(c, &refs))
+    }
+
     /// The state as planning needs it: employees' Kota ids are left empty
     /// (a plan only asks whether an employee was synced).
     ///
@@ -285,7 +311,7 @@ impl Store {
                 }
                 c.execute_batch("BEGIN")?;
                 let snap = db::load_snapshot(c, detail);
-                if detail == db::Detail::Whole || snap.is_err() {
+                if detail != db::Detail::Planning || snap.is_err() {
                     c.execute_batch("ROLLBACK")?;
                 }
                 snap

@@ -471,14 +471,9 @@ impl<'a> Planner<'a> {
         self.row(at, PlanRow { payload, ..r });
     }
 
-    /// What the rows handed to [`Planner::row`] must carry.
-    pub fn row_needs(&self) -> RowNeeds {
-        RowNeeds::of(self.snap, self.keep)
-    }
-
     /// Plan one valid employee row, given the position of its employer in
     /// the employers slice (`input::EmployeeRecord::employer`), which
-    /// spares a lookup by ref. The row carries what [`Planner::row_needs`]
+    /// spares a lookup by ref. The row carries what [`RowNeeds::of`]
     /// says.
     pub fn row(&mut self, employer: Option<u32>, mut r: PlanRow) {
         self.valid_employees += 1;
@@ -510,7 +505,7 @@ impl<'a> Planner<'a> {
             None => None,
         };
         let fp = if synced.is_some() || self.keep.fingerprints() {
-            r.fp.expect("a row the plan compares or keeps carries its fingerprint (row_needs)")
+            r.fp.expect("a row the plan compares or keeps carries its fingerprint (RowNeeds)")
         } else {
             Sections::default()
         };

@@ -197,13 +197,8 @@ impl Store {
     /// employees with a row digest summarised. Planning against it needs
     /// [`Store::fetch_employees_later`]; the Kota ids of summarised
     /// employees that operations name come from [`Store::kota_ids`]. (The
-    /// caller holds the run lock: no one else writes meanwhile.)
-    pub fn nightly_snapshot(&self) -> Result<Snapshot, StateError> {
-        self.nightly_snapshot_after(|| ()).0
-    }
-
-    /// [`Store::nightly_snapshot`], running `first` (reading
-    /// employers.csv) on another thread meanwhile.
+    /// caller holds the run lock: no one else writes meanwhile.) `first`
+    /// (reading employers.csv) runs on another thread meanwhile.
     pub fn nightly_snapshot_after<T: Send>(
         &self,
         first: impl FnOnce() -> T + Send,
@@ -228,7 +223,7 @@ impl Store {
     ///
     /// Employees with a row digest come as summaries ([`db::Detail`]); the
     /// read transaction the snapshot was loaded in stays open, so that
-    /// [`Store::fetch_employees`] reads the same state, whatever another
+    /// [`Store::fetch_employees_later`] reads the same state, whatever another
     /// process commits meanwhile.
     pub fn planning_snapshot(&self) -> Result<Snapshot, StateError> {
         self.load_checked(db::Detail::Planning, || ()).0
@@ -245,17 +240,13 @@ impl Store {
         self.load_checked(db::Detail::Planning, first)
     }
 
-    /// The whole rows of summarised employees of the planning snapshot, in
-    /// the order of `refs`; an error if the state lacks one (it cannot,
-    /// in the snapshot's transaction).
-    pub fn fetch_employees(&self, refs: Vec<EmployeeRef>) -> Result<Vec<EmployeeSnap>, StateError> {
-        self.fetch_employees_later(refs)()
-    }
-
-    /// [`Store::fetch_employees`], queued now on the store thread and
-    /// waited for when the returned function is called: a reader asks for
-    /// a batch's rows as it sends the batch, and the planner collects them
-    /// when it gets to it, so the lookups overlap the reading.
+    /// The whole rows of summarised employees of the snapshot, in the
+    /// order of `refs` (an error if the state lacks one: it cannot, in the
+    /// snapshot's transaction or under the run lock), queued now on the
+    /// store thread and waited for when the returned function is called: a
+    /// reader asks for a batch's rows as it sends the batch, and the
+    /// planner collects them when it gets to it, so the lookups overlap the
+    /// reading.
     pub fn fetch_employees_later(
         &self,
         refs: Vec<EmployeeRef>,

@@ -26,8 +26,10 @@ impl Ids {
     /// connection (a few per employer), but only the employees the
     /// operations name. Operations look employees up by their own subject
     /// only, and copying a million employees' ids for a night that touches
-    /// a hundred of them was most of a no-op night's apply.
-    pub fn from_snapshot(s: &Snapshot, operations: &[Operation]) -> Ids {
+    /// a hundred of them was most of a no-op night's apply. Also returns
+    /// the employees named whose ids a summarised snapshot left out (to be
+    /// looked up and [`Ids::set_employee`]d before the operations start).
+    pub fn from_snapshot(s: &Snapshot, operations: &[Operation]) -> (Ids, Vec<EmployeeRef>) {
         let mut m = Maps::default();
         for (k, v) in &s.employers {
             if let Some(id) = &v.kota_id {
@@ -40,21 +42,28 @@ impl Ids {
         for (k, v) in &s.kota_groups {
             m.kota_groups.insert(k.clone(), v.clone());
         }
+        let mut summarised = Vec::new();
         for ee in operations.iter().filter_map(|op| op.subject.employee()) {
-            if m.employees.contains_key(ee) {
+            if m.employees.contains_key(ee) || summarised.last() == Some(ee) {
                 continue;
             }
-            if let Some((k, v)) = s.employees.get_key_value(ee) {
-                m.employees.insert(k.clone(), v.kota_id.to_string());
+            match s.employees.get_key_value(ee) {
+                Some((k, v)) if v.partial => summarised.push(k.clone()),
+                Some((k, v)) => {
+                    m.employees.insert(k.clone(), v.kota_id.to_string());
+                }
+                None => {}
             }
         }
+        summarised.sort();
+        summarised.dedup();
         for (k, v) in &s.connections {
             m.connections.insert(k.clone(), v.noyo_id.clone());
             m.noyo_groups
                 .entry(k.0.clone())
                 .or_insert_with(|| v.noyo_group_id.clone());
         }
-        Ids(Mutex::new(m))
+        (Ids(Mutex::new(m)), summarised)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Maps) -> T) -> T {

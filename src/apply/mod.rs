@@ -130,7 +130,15 @@ pub async fn apply(
 ) -> Result<ApplyResult, crate::state::StateError> {
     let started = std::time::Instant::now();
     let uncertain = store.uncertain_ops().await?;
-    let ids = ids::Ids::from_snapshot(&input.snapshot, &input.operations);
+    let (ids, summarised) = ids::Ids::from_snapshot(&input.snapshot, &input.operations);
+    if !summarised.is_empty() {
+        let known = store
+            .call_async(move |c| db::kota_ids(c, &summarised))
+            .await?;
+        for (ee, id) in known {
+            ids.set_employee(&ee, &id);
+        }
+    }
     let exec = Arc::new(Executor {
         clients: build_clients(targets, opts),
         store: store.clone(),

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::apply::{self, ApplyInput, ApplyOptions, RawTargets, Stop, Targets};
 use crate::cli::ApplyArgs;
-use crate::model::EmployeeRef;
 use crate::plan::{self, saved::file_hash, PlanContext, SavedPlan, Target};
 use crate::remote::{CounterValues, RetryPolicy};
 use crate::report::run::RunReport;
@@ -206,7 +205,7 @@ async fn locked(
     let s = store.clone();
     let ers_path = inputs.employers.clone();
     let (snap, ers) = tokio::task::spawn_blocking(move || {
-        s.nightly_snapshot_after(|| plan::read_employers(&ers_path))
+        s.snapshot_beside(db::Detail::Nightly, || plan::read_employers(&ers_path))
     })
     .await
     .map_err(|e| AppError::Output(e.to_string()))?;
@@ -238,7 +237,7 @@ async fn locked(
     };
     let (employers, employees) = (inputs.employers.clone(), inputs.employees.clone());
     let s = store.clone();
-    let (plan, mut snap) = tokio::task::spawn_blocking(move || {
+    let (plan, snap) = tokio::task::spawn_blocking(move || {
         let fetch = |refs| -> plan::Pending { Box::new(s.fetch_employees_later(refs)) };
         let plan = ers.map_err(plan::BuildError::from).and_then(|ers| {
             plan::build_from(
@@ -256,28 +255,6 @@ async fn locked(
     .await
     .map_err(|e| AppError::Output(e.to_string()))?;
     let mut plan = plan?;
-    // The summarised employees the operations name (changed rows, leavers,
-    // missing employees): their Kota ids, which the snapshot left out.
-    let wanted: Vec<EmployeeRef> = plan
-        .operations
-        .iter()
-        .filter_map(|op| op.subject.employee())
-        .filter(|ee| snap.employees.get(*ee).is_some_and(|e| e.partial))
-        .cloned()
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if !wanted.is_empty() {
-        let s = store.clone();
-        let ids = tokio::task::spawn_blocking(move || s.kota_ids(wanted))
-            .await
-            .map_err(|e| AppError::Output(e.to_string()))??;
-        for (ee, id) in ids {
-            if let Some(e) = snap.employees.get_mut(&ee) {
-                e.kota_id = id.into();
-            }
-        }
-    }
     if let Some(sp) = &saved {
         sp.check_plan(&plan)?;
     }

@@ -4,6 +4,7 @@ use super::{as_of, state_path, AppError, EXIT_CHANGES, EXIT_INVALID_STRICT, EXIT
 use crate::cli::PlanArgs;
 use crate::plan::{self, Keep, PlanContext, SavedPlan};
 use crate::report;
+use crate::state::db;
 
 pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     let inputs = &args.inputs;
@@ -19,8 +20,9 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     // The state loads on the store thread while employers.csv is read (and
     // then the state checked) on another: neither needs the other, and on a
     // million-employee state both take a while.
-    let (snap, employers) =
-        store.planning_snapshot_after(|| plan::read_employers(&inputs.employers));
+    let (snap, employers) = store.snapshot_beside(db::Detail::Planning, || {
+        plan::read_employers(&inputs.employers)
+    });
     let (snap, employers) = (snap?, employers?);
     tracing::debug!(
         "state loaded in {:.2?}: {} employees (rss {})",

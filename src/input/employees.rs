@@ -219,6 +219,8 @@ pub fn read_employee_rows(
         // First, the row the state vouches for: found by its two refs as
         // written, it needs no other look (its digest covers its shape: a
         // row with other fields, or another number of them, has another).
+        // The digest, once computed, serves the full read too.
+        let mut digest = None;
         if let (Some(k), Some(d)) = (known, digester.as_mut()) {
             let field = |id: usize| {
                 let b = rec.get(header.pos(id)?)?;
@@ -229,10 +231,10 @@ pub fn read_employee_rows(
                 let salt = field(EMPLOYER_REF)
                     .and_then(|r| employers.position(r))
                     .map(|e| employers.salt_at(e));
-                if stored != 0
-                    && seen_synced[at as usize].0 == 0
-                    && salt.is_some_and(|s| d.digest(&rec, s) == stored)
-                {
+                if stored != 0 && seen_synced[at as usize].0 == 0 {
+                    digest = salt.map(|s| d.digest(&rec, s));
+                }
+                if digest.is_some_and(|d| d == stored) {
                     seen_synced[at as usize] = Seen::new(loc.line, true);
                     sink(Streamed::Unchanged(at));
                     continue;
@@ -297,7 +299,8 @@ pub fn read_employee_rows(
                 record.synced = synced.map(|(at, _)| at);
                 if let (Some(k), Some(d), Some(_)) = (known, digester.as_mut(), synced) {
                     if k.digest_all {
-                        record.digest = d.digest(&rec, employers.salt_at(record.employer));
+                        record.digest = digest
+                            .unwrap_or_else(|| d.digest(&rec, employers.salt_at(record.employer)));
                     }
                 }
                 sink(Streamed::Record(record));

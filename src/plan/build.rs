@@ -101,15 +101,14 @@ impl input::Synced for SyncedEmployees<'_> {
 /// rows, and the positions of rows skipped as unchanged (apart: a position
 /// is 4 bytes, a row hundreds, and the planner's handling of a skipped row
 /// does not depend on its order among the others).
-#[derive(Default)]
 struct Batch {
     /// Valid rows, each with its employer's position.
     rows: Vec<(u32, PlanRow)>,
     /// Synced employees whose rows are unchanged since the last apply.
     unchanged: Vec<u32>,
-    /// The whole state rows of the summarised employees among `rows`, in
-    /// their order, asked for when the batch was sent.
-    fetched: Option<Pending>,
+    /// Which of `rows` are of summarised employees, and their whole state
+    /// rows, in that order, asked for when the batch was sent.
+    fetched: Option<(Vec<usize>, Pending)>,
 }
 
 impl Batch {
@@ -126,22 +125,19 @@ impl Batch {
     /// Ask for the whole state rows of the summarised employees among the
     /// rows (`fetch` panics if there are some and no way to fetch them).
     fn ask(&mut self, snap: &Snapshot, fetch: Option<Fetch<'_>>) {
-        let wanted: Vec<EmployeeRef> = self
-            .rows
-            .iter()
-            .filter(|(_, r)| partial(snap, r))
-            .map(|(_, r)| r.employee_ref.clone())
+        let at: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| {
+                let r = &self.rows[i].1;
+                r.synced.is_some_and(|p| snap.employees.at(p).1.partial)
+            })
             .collect();
-        if !wanted.is_empty() {
+        if !at.is_empty() {
             let fetch = fetch.expect("a snapshot with summarised employees needs a fetch");
-            self.fetched = Some(fetch(wanted));
+            let wanted = at.iter().map(|&i| self.rows[i].1.employee_ref.clone());
+            let pending = fetch(wanted.collect());
+            self.fetched = Some((at, pending));
         }
     }
-}
-
-/// Whether `r` is a synced employee the snapshot holds only a summary of.
-fn partial(snap: &Snapshot, r: &PlanRow) -> bool {
-    r.synced.is_some_and(|i| snap.employees.at(i).1.partial)
 }
 
 /// Read employees.csv on one thread and plan each valid employee on this
@@ -232,12 +228,11 @@ fn read_and_plan<'p>(
             }
             // Summarised employees whose rows turned out changed: their
             // whole state rows, asked for when the batch was sent.
-            if let Some(fetched) = batch.fetched.take() {
+            if let Some((at, fetched)) = batch.fetched.take() {
                 match fetched() {
                     Ok(rows) => {
-                        let mut rows = rows.into_iter();
-                        for (_, r) in batch.rows.iter_mut().filter(|(_, r)| partial(snap, r)) {
-                            r.old = rows.next();
+                        for (i, whole) in at.into_iter().zip(rows) {
+                            batch.rows[i].1.old = Some(whole);
                         }
                     }
                     Err(e) => {

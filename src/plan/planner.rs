@@ -188,9 +188,6 @@ pub struct Planner<'a> {
     /// The Kota groups the state holds, by employer: indexed once so that
     /// finding removed groups is not a scan of every group per employer.
     state_groups: FxHashMap<&'a EmployerRef, Vec<&'a GroupName>>,
-    /// The export's employers' positions by ref, for employees that come
-    /// without their employer's position.
-    employer_index: FxHashMap<&'a EmployerRef, u32>,
     /// The synced employees the export mentions, valid or rejected (the
     /// rest are missing): a bit per snapshot row, by position.
     seen: Vec<u64>,
@@ -229,11 +226,6 @@ impl<'a> Planner<'a> {
             group_create: Vec::new(),
             group_base: Vec::with_capacity(employers.len()),
             state_groups: FxHashMap::default(),
-            employer_index: employers
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (&e.employer_ref, i as u32))
-                .collect(),
             seen: vec![0; snap.employees.len().div_ceil(64)],
             valid_employees: 0,
         };
@@ -449,7 +441,12 @@ impl<'a> Planner<'a> {
 
     /// Plan one valid employee (its employer is valid: input checked it).
     pub fn employee(&mut self, mut e: Employee) {
-        let at = self.employer_index.get(&e.employer_ref).copied();
+        // `employers` is sorted by ref.
+        let at = self
+            .employers
+            .binary_search_by(|x| x.employer_ref.cmp(&e.employer_ref))
+            .ok()
+            .map(|i| i as u32);
         let fp = Some(fingerprint::employee(self.snap.fp_seed, &e));
         let groups = if self.keep.payloads() {
             e.groups.clone()

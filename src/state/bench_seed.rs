@@ -308,7 +308,10 @@ mod tests {
                 without.employees.get_mut(k).unwrap().row_digest = 0;
                 with.employees.get_mut(k).unwrap().row_digest = 0;
             }
-            let planning = store.planning_snapshot().unwrap();
+            let planning = store
+                .snapshot_beside(db::Detail::Planning, || ())
+                .0
+                .unwrap();
             let summaries = planning.employees.values().filter(|e| e.partial).count();
             assert_eq!(summaries, refs.len() - whole);
             for (ers, ees) in [

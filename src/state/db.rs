@@ -361,12 +361,7 @@ fn load_memberships(
     if one_by_one {
         let mut st = conn.prepare_cached(MEMBERSHIPS_OF)?;
         for &at in whole {
-            let mut rows = st.query([employees.at(at).0.as_str()])?;
-            while let Some(r) = rows.next()? {
-                if let Some(g) = names.get(r.get_ref(0)?.as_str()?) {
-                    taken.push((g, membership_state(r.get_ref(1)?.as_str()?, r.get(2)?)));
-                }
-            }
+            memberships_of(&mut st, employees.at(at).0, &mut names, &mut taken)?;
             employees.at_mut(at).memberships = taken.as_slice().into();
             taken.clear();
         }
@@ -379,13 +374,30 @@ fn load_memberships(
     let mut cursor = MembershipCursor::start(st.query([])?, names)?;
     let mut whole = whole.iter().copied().peekable();
     for at in 0..employees.len() as u32 {
-        let key = employees.at(at).0.clone();
+        let key = employees.at(at).0.as_str();
         if whole.next_if_eq(&at).is_some() {
-            cursor.take_for(key.as_str(), &mut taken)?;
+            cursor.take_for(key, &mut taken)?;
             employees.at_mut(at).memberships = taken.as_slice().into();
             taken.clear();
         } else {
-            cursor.skip_to(key.as_str())?;
+            cursor.skip_to(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Append the memberships of `employee` to `out`, by group name, through
+/// a prepared [`MEMBERSHIPS_OF`].
+fn memberships_of(
+    st: &mut rusqlite::CachedStatement<'_>,
+    employee: &EmployeeRef,
+    names: &mut GroupNames,
+    out: &mut Vec<(GroupName, MembershipState)>,
+) -> rusqlite::Result<()> {
+    let mut rows = st.query([employee.as_str()])?;
+    while let Some(r) = rows.next()? {
+        if let Some(g) = names.get(r.get_ref(0)?.as_str()?) {
+            out.push((g, membership_state(r.get_ref(1)?.as_str()?, r.get(2)?)));
         }
     }
     Ok(())
@@ -425,7 +437,7 @@ pub fn kota_ids(
     Ok(out)
 }
 
-/// The whole state rows of `refs`, in order; `None`
+/// The whole state rows of `refs` (Kota ids left out), in order; `None`
 /// for a ref the state does not hold. For the employees a planning
 /// snapshot summarised ([`Detail::Planning`]) whose rows turned out
 /// changed. Run in the read transaction the snapshot was loaded in, so
@@ -435,10 +447,10 @@ pub fn fetch_employees(
     refs: &[EmployeeRef],
 ) -> rusqlite::Result<Vec<Option<EmployeeSnap>>> {
     let mut est = conn.prepare_cached(
-        "SELECT employer_ref, fp, offboarded, row_digest, kota_id FROM employees
-         WHERE employee_ref = ?1",
+        "SELECT employer_ref, fp, offboarded, row_digest FROM employees WHERE employee_ref = ?1",
     )?;
     let mut mst = conn.prepare_cached(MEMBERSHIPS_OF)?;
+    let mut names = GroupNames::default();
     let mut out = Vec::with_capacity(refs.len());
     for ee in refs {
         let row = est
@@ -448,11 +460,10 @@ pub fn fetch_employees(
                     Sections::from_blob(r.get_ref(1)?.as_blob()?),
                     r.get::<_, bool>(2)?,
                     r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64),
-                    r.get::<_, String>(4)?,
                 ))
             })
             .optional()?;
-        let Some((er, fp, offboarded, row_digest, kota_id)) = row else {
+        let Some((er, fp, offboarded, row_digest)) = row else {
             out.push(None);
             continue;
         };
@@ -461,16 +472,10 @@ pub fn fetch_employees(
             continue;
         };
         let mut memberships = Vec::new();
-        let mut rows = mst.query([ee.as_str()])?;
-        while let Some(r) = rows.next()? {
-            if let Ok(g) = GroupName::parse(r.get_ref(0)?.as_str()?) {
-                let state = membership_state(r.get_ref(1)?.as_str()?, r.get(2)?);
-                memberships.push((g, state));
-            }
-        }
+        memberships_of(&mut mst, ee, &mut names, &mut memberships)?;
         out.push(Some(EmployeeSnap {
             employer_ref,
-            kota_id: kota_id.into(),
+            kota_id: Box::default(),
             fp,
             offboarded,
             row_digest,
@@ -512,8 +517,8 @@ pub enum Detail {
     Planning,
     /// What apply reads: employees with a row digest summarised as for
     /// planning, the others whole with their Kota ids. The ids of the few
-    /// summarised employees that operations name are fetched after
-    /// planning ([`kota_ids`]).
+    /// summarised employees that operations name are looked up before they
+    /// start ([`kota_ids`]).
     Nightly,
 }
 

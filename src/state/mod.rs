@@ -103,7 +103,7 @@ impl Store {
 
     /// Open for a command that reads the state and writes nothing of its
     /// own (`plan`): the integrity check runs beside the loading of
-    /// [`Store::planning_snapshot`], which waits for its verdict.
+    /// [`Store::snapshot_beside`], which waits for its verdict.
     pub fn open_for_planning(path: &Path) -> Result<Store, StateError> {
         Store::open_with(path, db::Check::Deferred)
     }
@@ -190,93 +190,23 @@ impl Store {
 
     /// The whole state, remote ids included, as apply needs it.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
-        self.load_checked(db::Detail::Whole, || ()).0
+        self.snapshot_beside(db::Detail::Whole, || ()).0
     }
 
-    /// The state as a nightly apply needs it ([`db::Detail::Nightly`]):
-    /// employees with a row digest summarised. Planning against it needs
-    /// [`Store::fetch_employees_later`]; the Kota ids of summarised
-    /// employees that operations name come from [`Store::kota_ids`]. (The
-    /// caller holds the run lock: no one else writes meanwhile.) `first`
-    /// (reading employers.csv) runs on another thread meanwhile.
-    pub fn nightly_snapshot_after<T: Send>(
-        &self,
-        first: impl FnOnce() -> T + Send,
-    ) -> (Result<Snapshot, StateError>, T) {
-        self.load_checked(db::Detail::Nightly, first)
-    }
-
-    /// The Kota ids of the employees `refs` names that the state holds.
-    pub fn kota_ids(
-        &self,
-        refs: Vec<EmployeeRef>,
-    ) -> Result<Vec<(EmployeeRef, String)>, StateError> {
-        self.call(move |c| db::kota_ids(c, &refs))
-    }
-
-    /// The state as planning needs it: employees' Kota ids are left empty
-    /// (a plan only asks whether an employee was synced).
-    ///
-    /// After [`Store::open_for_planning`], the integrity check runs on its
-    /// own thread while this loads, and a failed check wins over the
+    /// The state with as much of each employee as `detail` says, with
+    /// `first` (reading employers.csv) run beside the load on the thread
+    /// that then runs the deferred integrity check, if any: `first` and the
+    /// check take turns on one core while the load has the other, instead
+    /// of three threads sharing two, and a failed check wins over the
     /// snapshot.
     ///
-    /// Employees with a row digest come as summaries ([`db::Detail`]); the
-    /// read transaction the snapshot was loaded in stays open, so that
-    /// [`Store::fetch_employees_later`] reads the same state, whatever another
-    /// process commits meanwhile.
-    pub fn planning_snapshot(&self) -> Result<Snapshot, StateError> {
-        self.load_checked(db::Detail::Planning, || ()).0
-    }
-
-    /// [`Store::planning_snapshot`], running `first` beside the load, on
-    /// the thread that then runs the deferred integrity check: `first`
-    /// (reading employers.csv) and the check take turns on one core while
-    /// the load has the other, instead of three threads sharing two.
-    pub fn planning_snapshot_after<T: Send>(
-        &self,
-        first: impl FnOnce() -> T + Send,
-    ) -> (Result<Snapshot, StateError>, T) {
-        self.load_checked(db::Detail::Planning, first)
-    }
-
-    /// The whole rows of summarised employees of the snapshot, in the
-    /// order of `refs` (an error if the state lacks one: it cannot, in the
-    /// snapshot's transaction or under the run lock), queued now on the
-    /// store thread and waited for when the returned function is called: a
-    /// reader asks for a batch's rows as it sends the batch, and the
-    /// planner collects them when it gets to it, so the lookups overlap the
-    /// reading.
-    pub fn fetch_employees_later(
-        &self,
-        refs: Vec<EmployeeRef>,
-    ) -> impl FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send + 'static {
-        let path = self.path.display().to_string();
-        let pending = self.submit(move |c| {
-            let rows = db::fetch_employees(c, &refs)?;
-            Ok((refs, rows))
-        });
-        move || {
-            let (refs, rows) = pending.blocking_recv().map_err(|_| StateError::Stopped)??;
-            rows.into_iter()
-                .zip(refs)
-                .map(|(row, ee)| {
-                    row.ok_or_else(|| {
-                        StateError::Corrupt(
-                            path.clone(),
-                            format!(
-                                "employee {ee} left the state while it was being planned against"
-                            ),
-                        )
-                    })
-                })
-                .collect()
-        }
-    }
-
-    /// Load the snapshot; beside it, on one thread, `first` and then the
-    /// deferred integrity check (if any), whose failure wins.
-    fn load_checked<T: Send>(
+    /// With [`db::Detail::Planning`] (plan) or [`db::Detail::Nightly`]
+    /// (apply), employees with a row digest come as summaries; planning
+    /// against them needs [`Store::fetch_employees_later`]. A planning
+    /// snapshot leaves the read transaction it was loaded in open, so that
+    /// the fetches read the same state whatever another process commits
+    /// meanwhile; apply holds the run lock, so no one else writes.
+    pub fn snapshot_beside<T: Send>(
         &self,
         detail: db::Detail,
         first: impl FnOnce() -> T + Send,
@@ -313,6 +243,40 @@ impl Store {
             };
             (verdict.and(snap), first)
         })
+    }
+
+    /// The whole rows of summarised employees of the snapshot, in the
+    /// order of `refs` (an error if the state lacks one: it cannot, in the
+    /// snapshot's transaction or under the run lock), queued now on the
+    /// store thread and waited for when the returned function is called: a
+    /// reader asks for a batch's rows as it sends the batch, and the
+    /// planner collects them when it gets to it, so the lookups overlap the
+    /// reading.
+    pub fn fetch_employees_later(
+        &self,
+        refs: Vec<EmployeeRef>,
+    ) -> impl FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send + 'static {
+        let path = self.path.display().to_string();
+        let pending = self.submit(move |c| {
+            let rows = db::fetch_employees(c, &refs)?;
+            Ok((refs, rows))
+        });
+        move || {
+            let (refs, rows) = pending.blocking_recv().map_err(|_| StateError::Stopped)??;
+            rows.into_iter()
+                .zip(refs)
+                .map(|(row, ee)| {
+                    row.ok_or_else(|| {
+                        StateError::Corrupt(
+                            path.clone(),
+                            format!(
+                                "employee {ee} left the state while it was being planned against"
+                            ),
+                        )
+                    })
+                })
+                .collect()
+        }
     }
 
     pub async fn uncertain_ops(&self) -> Result<HashSet<String>, StateError> {

@@ -91,8 +91,8 @@ impl MembershipState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmployeeSnap {
     pub employer_ref: EmployerRef,
-    /// Kota's `ee_` id; empty in a planning snapshot
-    /// ([`crate::state::Store::planning_snapshot`]).
+    /// Kota's `ee_` id; empty in a planning snapshot and in summaries
+    /// (`db::Detail`).
     pub kota_id: Box<str>,
     pub fp: Sections,
     pub offboarded: bool,

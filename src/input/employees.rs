@@ -9,9 +9,11 @@ use chrono::NaiveDate;
 use csv::ByteRecord;
 
 use super::digest::RowDigester;
-use super::reader::{is_blank, CsvSource};
+use super::header::Header;
+use super::parallel;
+use super::reader::{is_blank, CsvSource, Located};
 use super::rejection::{sort, Rejection};
-use super::row::{checked, AddressCols, Problem, Row};
+use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::fxhash::FxHashMap;
 use crate::model::{
@@ -129,21 +131,10 @@ pub fn read_employees_as_of(
     today: NaiveDate,
     mut sink: impl FnMut(Employee),
 ) -> Result<EmployeesSummary, InputError> {
-    read_employee_records(path, employers, today, |r| sink(r.to_employee()))
-}
-
-/// [`read_employees_as_of`], handing each valid row to `sink` as a
-/// borrowed [`EmployeeRecord`] (with its employer's position): a caller
-/// that only plans need not copy its values.
-pub fn read_employee_records(
-    path: &Path,
-    employers: &Employers,
-    today: NaiveDate,
-    mut sink: impl FnMut(EmployeeRecord<'_>),
-) -> Result<EmployeesSummary, InputError> {
-    read_employee_rows(path, employers, today, None, |s| {
-        if let Streamed::Record(r) = s {
-            sink(r)
+    let make = |r: EmployeeRecord<'_>| r.to_employee();
+    read_employee_rows(path, employers, today, None, make, |s| {
+        if let Streamed::Record(e) = s {
+            sink(e)
         }
     })
 }
@@ -170,169 +161,152 @@ pub struct Known<'s> {
     pub digest_all: bool,
 }
 
-/// A row as the reader hands it over (by value, to a sink that takes it
-/// apart at once: never stored, so the variants' sizes do not matter).
-#[allow(clippy::large_enum_variant)]
-pub enum Streamed<'a> {
-    /// A valid row, read in full.
-    Record(EmployeeRecord<'a>),
+/// A row as the reader hands it over, in file order among the records.
+pub enum Streamed<T> {
+    /// A valid row, as the caller's `make` turned it.
+    Record(T),
     /// The synced employee at this position, whose row is byte for byte
     /// the one an apply last found nothing to do for: not validated again,
-    /// and planned as nothing.
+    /// and planned as nothing. (Handed over as soon as it is read, possibly
+    /// before records from earlier lines.)
     Unchanged(u32),
 }
 
-/// [`read_employee_records`] against what `known` says of the state: rows
+/// What the reading thread notes of a row it hands to a checking thread.
+struct Noted {
+    loc: Located,
+    /// The synced employee its employee_ref (as written, trimmed) names,
+    /// and that employee's recorded row digest.
+    synced: Option<(u32, u64)>,
+    /// The row's digest, if the reader computed it.
+    digest: Option<u64>,
+}
+
+/// A row as a checking thread leaves it, for the file-order pass.
+struct Checked<T> {
+    /// The row's employee_ref, if it is a valid one (duplicates are tracked
+    /// by it, and rejections name it).
+    key: Option<EmployeeRef>,
+    outcome: Outcome<T>,
+}
+
+enum Outcome<T> {
+    /// Fields not in their columns: nothing else was checked, and the row
+    /// takes no part in the duplicate check.
+    Misshapen(Problem),
+    /// Valid so far (duplicates are decided in file order), made by the
+    /// caller's `make`.
+    Valid(T),
+    /// Invalid: the problem in its earliest column.
+    Invalid(Option<Problem>),
+}
+
+/// [`read_employees_as_of`] against what `known` says of the state: rows
 /// it vouches for come as [`Streamed::Unchanged`], and each record carries
-/// its employee's position in the state.
-pub fn read_employee_rows(
+/// its employee's position in the state. Each valid row is turned into
+/// the caller's value by `make` on one of several checking threads
+/// (`input::parallel`), and handed to `sink` on this one.
+pub fn read_employee_rows<T: Send>(
     path: &Path,
     employers: &Employers,
     today: NaiveDate,
     known: Option<Known<'_>>,
-    mut sink: impl FnMut(Streamed<'_>),
+    make: impl Fn(EmployeeRecord<'_>) -> T + Sync,
+    sink: impl FnMut(Streamed<T>),
+) -> Result<EmployeesSummary, InputError> {
+    let threads = parallel::threads();
+    read_rows_checked_on(threads, path, employers, today, known, make, sink)
+}
+
+/// [`read_employee_rows`] with `threads` checking threads (0: checked on
+/// this one).
+fn read_rows_checked_on<T: Send>(
+    threads: usize,
+    path: &Path,
+    employers: &Employers,
+    today: NaiveDate,
+    known: Option<Known<'_>>,
+    make: impl Fn(EmployeeRecord<'_>) -> T + Sync,
+    mut sink: impl FnMut(Streamed<T>),
 ) -> Result<EmployeesSummary, InputError> {
     let mut src = CsvSource::open(path)?;
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
-    let file = src.path.clone();
-    let mut rec = ByteRecord::new();
-    let mut rows = 0u64;
-    let mut rejections = Vec::new();
     let known = known.filter(|k| k.employees.count() > 0);
+    let mut order = FileOrder::new(&src, &header, known);
+    let check = |rec: &ByteRecord, noted: &Noted| {
+        check_row(rec, noted, &header, employers, today, known, &make)
+    };
     let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
-    // First occurrences of synced employees, by position (`Seen(0)`: none
-    // yet); the others' in a map keyed by the employee's own (shared) ref,
-    // sized up front from the file (an employee row is rarely under 128
-    // bytes): growing a million-entry map rehashed it twenty times.
-    let mut seen_synced: Vec<Seen> = vec![Seen(0); known.map_or(0, |k| k.employees.count())];
-    let mut seen: FxHashMap<EmployeeRef, Seen> = FxHashMap::default();
-    if known.is_none() {
-        seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
-    }
-    // First occurrences already streamed, by line: (ref, line that repeats it).
-    let mut late: BTreeMap<u64, (String, u64)> = BTreeMap::new();
-    while let Some(loc) = src.next_record(&mut rec)? {
-        if is_blank(&rec) {
-            continue;
-        }
-        rows += 1;
-        // First, the row the state vouches for: found by its two refs as
-        // written, it needs no other look (its digest covers its shape: a
-        // row with other fields, or another number of them, has another).
-        // The digest, once computed, serves the full read too.
-        let mut digest = None;
-        if let (Some(k), Some(d)) = (known, digester.as_mut()) {
-            let field = |id: usize| {
-                let b = rec.get(header.pos(id)?)?;
-                std::str::from_utf8(b).ok().map(str::trim)
+    // Synced employees whose ref a row that fits the header has named:
+    // the rows the file-order pass will look at for duplicates. Only a
+    // ref's first such row can be taken as unchanged (a second one is a
+    // duplicate, reported by the full check).
+    let mut named = vec![0u64; known.map_or(0, |k| k.employees.count().div_ceil(64))];
+    let mut rows = 0u64;
+    parallel::check_in_order(threads, &check, |feed| {
+        loop {
+            let rec = feed.slot();
+            let Some(loc) = src.next_record(rec)? else {
+                break;
             };
-            if let Some((at, stored)) = field(EMPLOYEE_REF).and_then(|r| k.employees.find(r)) {
-                // A row whose employer is not in the file has no digest.
-                let salt = field(EMPLOYER_REF)
-                    .and_then(|r| employers.position(r))
-                    .map(|e| employers.salt_at(e));
-                if stored != 0 && seen_synced[at as usize].0 == 0 {
-                    digest = salt.map(|s| d.digest(&rec, s));
-                }
-                if digest.is_some_and(|d| d == stored) {
-                    seen_synced[at as usize] = Seen::new(loc.line, true);
-                    sink(Streamed::Unchanged(at));
-                    continue;
-                }
+            if is_blank(rec) {
+                continue;
             }
-        }
-        let mut row = Row::new(&rec, &header, Some(NATIONAL_TAX_ID));
-        if let Err(p) = row.check_shape(&loc) {
-            let key = valid_ref(&row).map(str::to_owned);
-            rejections.push(rejection(&file, loc.line, p, key));
-            continue;
-        }
-        let parsed = parse_row(&mut row, employers, today, loc.line);
-        // The ref as a borrowed str: a valid row already owns it, so the
-        // hot path makes no second copy.
-        let key: Option<&str> = match &parsed {
-            Some(e) => Some(e.employee_ref.as_str()),
-            None => valid_ref(&row),
-        };
-        let synced = key.and_then(|k| known.and_then(|s| s.employees.find(k)));
-        let mut first_seen = false;
-        if let Some(k) = key {
-            let first = match synced {
-                Some((at, _)) => Some(seen_synced[at as usize]).filter(|s| s.0 != 0),
-                None => seen.get(k).copied(),
+            rows += 1;
+            let mut noted = Noted {
+                loc,
+                synced: None,
+                digest: None,
             };
-            match first {
-                Some(first) => {
-                    row.fail(
-                        EMPLOYEE_REF,
-                        Rule::DuplicateKey,
-                        format!(
-                            "employee_ref '{k}' also appears on line {}; every row with this \
-                             ref is rejected until it is unique",
-                            first.line()
-                        ),
-                    );
-                    if first.streamed() && !late.contains_key(&first.line()) {
-                        late.insert(first.line(), (k.to_owned(), loc.line));
-                    }
-                }
-                None => first_seen = true,
-            }
-        }
-        let problem = row.finish();
-        let streamed = problem.is_none() && parsed.is_some();
-        if let (true, Some(k)) = (first_seen, key) {
-            if let Some((at, _)) = synced {
-                seen_synced[at as usize] = Seen::new(loc.line, streamed);
-            } else {
-                let shared = match &parsed {
-                    Some(e) => Some(e.employee_ref.clone()),
-                    None => EmployeeRef::parse(k).ok(),
+            // First, the row the state vouches for: found by its two refs
+            // as written, it needs no other look (its digest covers its
+            // shape: a row with other fields, or another number of them,
+            // has another). The digest, once computed, serves the full
+            // check too.
+            if let (Some(k), Some(d)) = (known, digester.as_mut()) {
+                let field = |id: usize| {
+                    let b = rec.get(header.pos(id)?)?;
+                    std::str::from_utf8(b).ok().map(str::trim)
                 };
-                if let Some(k) = shared {
-                    seen.insert(k, Seen::new(loc.line, streamed));
-                }
-            }
-        }
-        if streamed {
-            if let Some(mut record) = parsed {
-                record.synced = synced.map(|(at, _)| at);
-                if let (Some(k), Some(d), Some(_)) = (known, digester.as_mut(), synced) {
-                    if k.digest_all {
-                        record.digest = digest
-                            .unwrap_or_else(|| d.digest(&rec, employers.salt_at(record.employer)));
+                noted.synced = field(EMPLOYEE_REF).and_then(|r| k.employees.find(r));
+                if let Some((at, stored)) = noted.synced {
+                    let (word, bit) = (at as usize / 64, 1u64 << (at % 64));
+                    let first = named[word] & bit == 0;
+                    // A row whose employer is not in the file has no digest.
+                    if (stored != 0 && first) || k.digest_all {
+                        let salt = field(EMPLOYER_REF)
+                            .and_then(|r| employers.position(r))
+                            .map(|e| employers.salt_at(e));
+                        noted.digest = salt.map(|s| d.digest(rec, s));
+                    }
+                    if first && stored != 0 && noted.digest == Some(stored) {
+                        named[word] |= bit;
+                        order.unchanged(at, loc.line);
+                        sink(Streamed::Unchanged(at));
+                        continue;
+                    }
+                    if fits_header(rec, &header, &loc) {
+                        named[word] |= bit;
                     }
                 }
-                sink(Streamed::Record(record));
             }
-        } else {
-            let key = key.map(str::to_owned);
-            let p = problem.unwrap_or_else(unexplained);
-            rejections.push(rejection(&file, loc.line, p, key));
+            feed.push(noted, &mut |n, c| {
+                if let Some(v) = order.settle(n, c) {
+                    sink(Streamed::Record(v));
+                }
+            });
         }
-    }
-    let mut duplicates = BTreeSet::new();
-    for (line, (k, again)) in late {
-        rejections.push(Rejection {
-            file: file.clone(),
-            line,
-            column: Some(header.name(EMPLOYEE_REF).to_owned()),
-            rule: Rule::DuplicateKey,
-            message: format!(
-                "employee_ref '{k}' appears again on line {again}; every row with this ref is \
-                 rejected until it is unique"
-            ),
-            key: Some(k.clone()),
+        feed.finish(&mut |n, c| {
+            if let Some(v) = order.settle(n, c) {
+                sink(Streamed::Record(v));
+            }
         });
-        // Only refs that parsed as an EmployeeRef reach `seen`.
-        if let Ok(r) = EmployeeRef::parse(&k) {
-            duplicates.insert(r);
-        }
-    }
+        Ok::<_, InputError>(())
+    })?;
     if rows == 0 {
-        warnings.push(no_data_rows(&file));
+        warnings.push(no_data_rows(&order.file));
     }
-    sort(&mut rejections);
+    let (rejections, duplicates) = order.finish();
     Ok(EmployeesSummary {
         rejections,
         warnings,
@@ -340,6 +314,169 @@ pub fn read_employee_rows(
         rows,
         duplicates,
     })
+}
+
+/// Validate one row on a checking thread: everything but the duplicate
+/// check, which needs the rows before it.
+fn check_row<T>(
+    rec: &ByteRecord,
+    noted: &Noted,
+    header: &Header,
+    employers: &Employers,
+    today: NaiveDate,
+    known: Option<Known<'_>>,
+    make: &impl Fn(EmployeeRecord<'_>) -> T,
+) -> Checked<T> {
+    let mut row = Row::new(rec, header, Some(NATIONAL_TAX_ID));
+    if let Err(p) = row.check_shape(&noted.loc) {
+        return Checked {
+            key: valid_ref(&row),
+            outcome: Outcome::Misshapen(p),
+        };
+    }
+    let parsed = parse_row(&mut row, employers, today, noted.loc.line);
+    let key = match &parsed {
+        Some(e) => Some(e.employee_ref.clone()),
+        None => valid_ref(&row),
+    };
+    // The reader looked the ref up as written; a valid ref is that text.
+    let synced = key.as_ref().and(noted.synced);
+    let outcome = match (row.finish(), parsed) {
+        (None, Some(mut record)) => {
+            record.synced = synced.map(|(at, _)| at);
+            if let (Some(k), Some(_)) = (known, synced) {
+                if k.digest_all {
+                    record.digest = noted.digest.unwrap_or_else(|| {
+                        let salt = employers.salt_at(record.employer);
+                        RowDigester::new(k.seed, header).digest(rec, salt)
+                    });
+                }
+            }
+            Outcome::Valid(make(record))
+        }
+        (problem, _) => Outcome::Invalid(problem),
+    };
+    Checked { key, outcome }
+}
+
+/// The file-order pass over checked rows: duplicate refs, rejections.
+struct FileOrder<'h> {
+    file: String,
+    header: &'h Header,
+    /// First occurrences of synced employees, by position (`Seen(0)`: none
+    /// yet); the others' in `seen`, keyed by the employee's own (shared)
+    /// ref, sized up front from the file (an employee row is rarely under
+    /// 128 bytes): growing a million-entry map rehashed it twenty times.
+    seen_synced: Vec<Seen>,
+    seen: FxHashMap<EmployeeRef, Seen>,
+    /// First occurrences already streamed, by line: (ref, line that
+    /// repeats it).
+    late: BTreeMap<u64, (String, u64)>,
+    rejections: Vec<Rejection>,
+}
+
+impl<'h> FileOrder<'h> {
+    fn new(src: &CsvSource, header: &'h Header, known: Option<Known<'_>>) -> FileOrder<'h> {
+        let mut seen = FxHashMap::default();
+        if known.is_none() {
+            seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
+        }
+        FileOrder {
+            file: src.path.clone(),
+            header,
+            seen_synced: vec![Seen(0); known.map_or(0, |k| k.employees.count())],
+            seen,
+            late: BTreeMap::new(),
+            rejections: Vec::new(),
+        }
+    }
+
+    /// The synced employee at `at` was taken as unchanged on `line`.
+    fn unchanged(&mut self, at: u32, line: u64) {
+        self.seen_synced[at as usize] = Seen::new(line, true);
+    }
+
+    /// Settle a checked row in file order: the value to hand over, or
+    /// `None` if the row is rejected (recorded here).
+    fn settle<T>(&mut self, noted: Noted, checked: Checked<T>) -> Option<T> {
+        let line = noted.loc.line;
+        let Checked { key, outcome } = checked;
+        let (mut problem, value) = match outcome {
+            Outcome::Misshapen(p) => {
+                let key = key.map(|k| k.to_string());
+                self.rejections.push(rejection(&self.file, line, p, key));
+                return None;
+            }
+            Outcome::Valid(v) => (None, Some(v)),
+            Outcome::Invalid(p) => (p, None),
+        };
+        let synced = key.as_ref().and(noted.synced).map(|(at, _)| at as usize);
+        let mut first_seen = false;
+        if let Some(k) = &key {
+            let first = match synced {
+                Some(at) => Some(self.seen_synced[at]).filter(|s| s.0 != 0),
+                None => self.seen.get(k.as_str()).copied(),
+            };
+            match first {
+                Some(first) => {
+                    let message = format!(
+                        "employee_ref '{k}' also appears on line {}; every row with this \
+                         ref is rejected until it is unique",
+                        first.line()
+                    );
+                    let p =
+                        Problem::in_column(self.header, EMPLOYEE_REF, Rule::DuplicateKey, message);
+                    Problem::keep_earliest(&mut problem, p);
+                    if first.streamed() && !self.late.contains_key(&first.line()) {
+                        self.late.insert(first.line(), (k.to_string(), line));
+                    }
+                }
+                None => first_seen = true,
+            }
+        }
+        let streamed = problem.is_none() && value.is_some();
+        if let (true, Some(k)) = (first_seen, &key) {
+            let seen = Seen::new(line, streamed);
+            match synced {
+                Some(at) => self.seen_synced[at] = seen,
+                None => {
+                    self.seen.insert(k.clone(), seen);
+                }
+            }
+        }
+        if streamed {
+            return value;
+        }
+        let key = key.map(|k| k.to_string());
+        let p = problem.unwrap_or_else(unexplained);
+        self.rejections.push(rejection(&self.file, line, p, key));
+        None
+    }
+
+    /// The rejections, sorted, and the refs whose first row went through
+    /// although a later row repeats them.
+    fn finish(mut self) -> (Vec<Rejection>, BTreeSet<EmployeeRef>) {
+        let mut duplicates = BTreeSet::new();
+        for (line, (k, again)) in std::mem::take(&mut self.late) {
+            self.rejections.push(Rejection {
+                file: self.file.clone(),
+                line,
+                column: Some(self.header.name(EMPLOYEE_REF).to_owned()),
+                rule: Rule::DuplicateKey,
+                message: format!(
+                    "employee_ref '{k}' appears again on line {again}; every row with this ref \
+                     is rejected until it is unique"
+                ),
+                key: Some(k.clone()),
+            });
+            // Only refs that parsed as an EmployeeRef reach `seen`.
+            if let Ok(r) = EmployeeRef::parse(&k) {
+                duplicates.insert(r);
+            }
+        }
+        sort(&mut self.rejections);
+        (self.rejections, duplicates)
+    }
 }
 
 /// Every failed parse records a problem; this keeps that invariant from
@@ -366,9 +503,8 @@ fn rejection(file: &str, line: u64, p: Problem, key: Option<String>) -> Rejectio
 
 /// The row's employee_ref if it is a valid one (rejections name it, and
 /// duplicates are tracked by it).
-fn valid_ref<'a>(row: &Row<'a>) -> Option<&'a str> {
-    let raw = row.raw(EMPLOYEE_REF);
-    EmployeeRef::parse(raw).ok().map(|_| raw)
+fn valid_ref(row: &Row<'_>) -> Option<EmployeeRef> {
+    EmployeeRef::parse(row.raw(EMPLOYEE_REF)).ok()
 }
 
 /// A valid employee row, its values borrowed from the record being read:
@@ -710,8 +846,7 @@ mod tests {
         let f = file(&format!("{head}\n{}\n", rows.join("\n")));
         let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
         let mut seen = 0;
-        let s = read_employee_records(f.path(), &employers, today, |r| {
-            seen += 1;
+        let compare = |r: EmployeeRecord<'_>| {
             let e = r.to_employee();
             assert_eq!(e.employee_ref, r.employee_ref);
             for seed in [0, 7] {
@@ -722,8 +857,9 @@ mod tests {
                     r.employee_ref
                 );
             }
-        })
-        .unwrap();
+        };
+        let s =
+            read_employee_rows(f.path(), &employers, today, None, compare, |_| seen += 1).unwrap();
         assert!(s.rejections.is_empty(), "{:?}", s.rejections);
         assert_eq!(seen, 3);
     }
@@ -825,6 +961,131 @@ mod tests {
         assert!(out.is_empty() && s.duplicates.is_empty());
         let lines: Vec<(u64, Rule)> = s.rejections.iter().map(|r| (r.line, r.rule)).collect();
         assert_eq!(lines, [(2, Rule::Email), (3, Rule::DuplicateKey)]);
+    }
+
+    /// Synced employees for the reader, from (ref, stored digest) pairs.
+    struct State(Vec<(String, u64)>);
+
+    impl Synced for State {
+        fn count(&self) -> usize {
+            self.0.len()
+        }
+        fn find(&self, key: &str) -> Option<(u32, u64)> {
+            let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+            Some((at as u32, self.0[at].1))
+        }
+    }
+
+    /// What a read hands over and reports, whatever the number of
+    /// checking threads: records in file order, unchanged rows, rejections
+    /// and duplicates.
+    type Outcome = (Vec<(String, u64)>, Vec<u32>, Vec<String>, Vec<String>);
+
+    fn read_on(
+        threads: usize,
+        path: &Path,
+        employers: &Employers,
+        known: Option<Known<'_>>,
+    ) -> Outcome {
+        let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+        let (mut records, mut unchanged) = (Vec::new(), Vec::new());
+        let make = |r: EmployeeRecord<'_>| (r.employee_ref.to_string(), r.line, r.digest);
+        let s = read_rows_checked_on(
+            threads,
+            path,
+            employers,
+            today,
+            known,
+            make,
+            |item| match item {
+                Streamed::Record((r, line, digest)) => {
+                    records.push((format!("{r}@{line}"), digest))
+                }
+                Streamed::Unchanged(at) => unchanged.push(at),
+            },
+        )
+        .unwrap();
+        let rejections = s
+            .rejections
+            .iter()
+            .map(|r| format!("{}:{:?}:{:?}:{}", r.line, r.column, r.rule, r.message))
+            .collect();
+        let duplicates = s.duplicates.iter().map(|d| d.to_string()).collect();
+        (records, unchanged, rejections, duplicates)
+    }
+
+    /// Duplicates, rejections and unchanged rows are decided in file order
+    /// although the rows are checked on several threads, in batches that
+    /// finish out of order: every thread count gives the same result.
+    #[test]
+    fn checking_threads_change_nothing_but_speed() {
+        let mut rows = Vec::new();
+        for i in 0..3000 {
+            let r = format!("E{:04}", i % 2400);
+            rows.push(match i % 13 {
+                // Invalid rows, some repeating a valid ref, some a first.
+                5 => row(&r, &[("email", "nope")]),
+                // Fields out of their columns: no part in duplicates.
+                9 => format!("{r},A,short\n"),
+                11 => row("bad|ref", &[]),
+                _ => row(&r, &[]),
+            });
+        }
+        let employers = super::super::read_employers(file(EMPLOYERS).path()).unwrap();
+        let f = file(&format!("{HEAD}\n{}", rows.concat()));
+        let cold: Vec<Outcome> = [0, 1, 3]
+            .iter()
+            .map(|&t| read_on(t, f.path(), &employers, None))
+            .collect();
+        assert!(
+            cold[0].2.iter().any(|r| r.contains("DuplicateKey")),
+            "{:?}",
+            cold[0].2
+        );
+        assert!(!cold[0].3.is_empty());
+        assert_eq!(cold[0], cold[1]);
+        assert_eq!(cold[0], cold[2]);
+        // A state holding every other ref, half of them with the digest
+        // of their (first) row: those are taken as unchanged.
+        let mut synced: Vec<(String, u64)> = (0..2400)
+            .step_by(2)
+            .map(|i| (format!("E{i:04}"), 0))
+            .collect();
+        let state = State(synced.clone());
+        let known = Known {
+            employees: &state,
+            seed: 9,
+            digest_all: true,
+        };
+        let digested = read_on(0, f.path(), &employers, Some(known));
+        for (r, d) in &digested.0 {
+            let r = r.split('@').next().unwrap();
+            if let Ok(at) = synced.binary_search_by(|(k, _)| k.as_str().cmp(r)) {
+                if at % 2 == 0 {
+                    synced[at].1 = *d;
+                }
+            }
+        }
+        let state = State(synced);
+        for digest_all in [false, true] {
+            let known = Known {
+                employees: &state,
+                seed: 9,
+                digest_all,
+            };
+            let warm: Vec<Outcome> = [0, 1, 3]
+                .iter()
+                .map(|&t| read_on(t, f.path(), &employers, Some(known)))
+                .collect();
+            assert!(!warm[0].1.is_empty());
+            assert!(warm[0].0.len() < cold[0].0.len());
+            assert_eq!(warm[0], warm[1]);
+            assert_eq!(warm[0], warm[2]);
+            // Same rejections as without the state: a ref repeated after
+            // an unchanged row is still a duplicate.
+            assert_eq!(warm[0].2, cold[0].2);
+            assert_eq!(warm[0].3, cold[0].3);
+        }
     }
 }
 

@@ -8,20 +8,23 @@
 //!
 //! Layout: `reader` (bytes: hashing, BOM, exact line numbers), `header`
 //! (column lookup), `row` (shape checks and field parsing shared by both
-//! files), `employers`, `employees`, `rejection` (what is reported).
+//! files), `employers`, `employees`, `parallel` (employee rows checked on
+//! several threads, taken back in file order), `digest` (unchanged rows),
+//! `rejection` (what is reported).
 
 mod digest;
 mod employees;
 mod employers;
 mod header;
+mod parallel;
 mod reader;
 mod rejection;
 mod row;
 
 pub use digest::ROW_DIGEST_VERSION;
 pub use employees::{
-    read_employee_records, read_employee_rows, read_employees, read_employees_as_of,
-    EmployeeRecord, EmployeesSummary, Known, Streamed, Synced,
+    read_employee_rows, read_employees, read_employees_as_of, EmployeeRecord, EmployeesSummary,
+    Known, Streamed, Synced,
 };
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};

@@ -112,6 +112,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// A record as read: the fields and where it sits in the file.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Located {
     /// Line on which the record starts (1-based).
     pub line: u64,

@@ -47,6 +47,34 @@ pub(crate) struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem with the known column `id` of `header`.
+    pub(crate) fn in_column(header: &Header, id: usize, rule: Rule, message: String) -> Problem {
+        Problem {
+            pos: header.pos(id).unwrap_or(usize::MAX),
+            column: Some(header.name(id).to_owned()),
+            rule,
+            message,
+        }
+    }
+
+    /// Report `p` instead of `best` if it is in an earlier column (of two
+    /// in the same column, the first found stays).
+    pub(crate) fn keep_earliest(best: &mut Option<Problem>, p: Problem) {
+        if best.as_ref().is_none_or(|b| p.pos < b.pos) {
+            *best = Some(p);
+        }
+    }
+}
+
+/// Whether a record at `loc` can be trusted to have its fields in their
+/// columns: as many fields as the header, and not a quote left open over
+/// many lines. Rows that fail this get nothing else checked
+/// ([`Row::check_shape`]); the reader asks it before handing a row on.
+pub(crate) fn fits_header(rec: &ByteRecord, header: &Header, loc: &Located) -> bool {
+    rec.len() == header.len() && loc.end_line - loc.line < MAX_LINES_IN_FIELD
+}
+
 /// The columns of an address, as ids of the file's known columns.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct AddressCols {
@@ -117,7 +145,10 @@ impl<'a> Row<'a> {
         let n = self.rec.len();
         let want = self.header.len();
         let spans = loc.end_line - loc.line;
-        if spans > 0 && (n != want || spans >= MAX_LINES_IN_FIELD) {
+        // Not fitting is a quote left open when the record spans lines, a
+        // wrong field count otherwise.
+        let fits = fits_header(self.rec, self.header, loc);
+        if !fits && spans > 0 {
             let opened = self
                 .rec
                 .iter()
@@ -147,7 +178,7 @@ impl<'a> Row<'a> {
                 ),
             });
         }
-        if n != want {
+        if !fits {
             return Err(Problem {
                 pos: usize::MAX,
                 column: None,
@@ -200,14 +231,13 @@ impl<'a> Row<'a> {
     }
 
     fn note(&mut self, pos: usize, column: Option<String>, rule: Rule, message: String) {
-        if self.precedes_best(pos) {
-            self.best = Some(Problem {
-                pos,
-                column,
-                rule,
-                message,
-            });
-        }
+        let p = Problem {
+            pos,
+            column,
+            rule,
+            message,
+        };
+        Problem::keep_earliest(&mut self.best, p);
     }
 
     fn precedes_best(&self, pos: usize) -> bool {

@@ -179,28 +179,30 @@ fn read_and_plan<'p>(
             .spawn_scoped(scope, move || {
                 let mut batch = Batch::new();
                 let today = chrono::Local::now().date_naive();
+                // Each valid row becomes its plan row on a checking thread.
+                let make = |mut r: input::EmployeeRecord<'_>| {
+                    let fp = needs
+                        .fingerprints
+                        .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
+                    let payload = needs.payloads.then(|| r.to_employee());
+                    let row = PlanRow {
+                        employee_ref: r.employee_ref,
+                        synced: r.synced,
+                        digest: r.digest,
+                        old: None,
+                        groups: std::mem::take(&mut r.groups),
+                        start_on: r.start_on,
+                        end_on: r.end_on,
+                        fp,
+                        payload,
+                    };
+                    (r.employer, row)
+                };
                 let summary =
-                    input::read_employee_rows(path, employers, today, Some(known), |item| {
+                    input::read_employee_rows(path, employers, today, Some(known), make, |item| {
                         match item {
                             input::Streamed::Unchanged(at) => batch.unchanged.push(at),
-                            input::Streamed::Record(mut r) => {
-                                let fp = needs
-                                    .fingerprints
-                                    .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
-                                let payload = needs.payloads.then(|| r.to_employee());
-                                let row = PlanRow {
-                                    employee_ref: r.employee_ref,
-                                    synced: r.synced,
-                                    digest: r.digest,
-                                    old: None,
-                                    groups: std::mem::take(&mut r.groups),
-                                    start_on: r.start_on,
-                                    end_on: r.end_on,
-                                    fp,
-                                    payload,
-                                };
-                                batch.rows.push((r.employer, row));
-                            }
+                            input::Streamed::Record(row) => batch.rows.push(row),
                         }
                         if batch.full() {
                             batch.ask(snap, fetch);

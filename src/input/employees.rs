@@ -9,13 +9,13 @@ use chrono::NaiveDate;
 use csv::ByteRecord;
 
 use super::digest::RowDigester;
+use super::first_rows::{FirstRows, Occurrence};
 use super::header::Header;
 use super::parallel;
 use super::reader::{is_blank, CsvSource, Located};
 use super::rejection::{sort, Rejection};
 use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
-use crate::fxhash::FxHashMap;
 use crate::model::{
     epoch_1900, parse_date, AddressFields, CountryCode, E164Phone, Email, Employee, EmployeeFields,
     EmployeeRef, EmployerRef, GroupName, Metadata, MetadataFields, Rule, SexAtBirth, TaxId, Text,
@@ -105,24 +105,6 @@ pub fn read_employees(
     read_employees_as_of(path, employers, chrono::Local::now().date_naive(), sink)
 }
 
-/// The first occurrence of an employee_ref: its line, and whether it went
-/// to the sink. Packed in one word (line * 2 + streamed): a million of them
-/// are a large part of a plan's memory, and a flag beside a u64 doubled it.
-#[derive(Clone, Copy)]
-struct Seen(u64);
-
-impl Seen {
-    fn new(line: u64, streamed: bool) -> Seen {
-        Seen(line << 1 | u64::from(streamed))
-    }
-    fn line(self) -> u64 {
-        self.0 >> 1
-    }
-    fn streamed(self) -> bool {
-        self.0 & 1 == 1
-    }
-}
-
 /// [`read_employees`] with "today" given, so date-of-birth checks are
 /// reproducible in tests.
 pub fn read_employees_as_of(
@@ -180,25 +162,21 @@ struct Noted {
     synced: Option<(u32, u64)>,
     /// The row's digest, if the reader computed it.
     digest: Option<u64>,
+    /// Whether the row is the first with its ref.
+    occurrence: Occurrence,
 }
 
 /// A row as a checking thread leaves it, for the file-order pass.
-struct Checked<T> {
-    /// The row's employee_ref, if it is a valid one (duplicates are tracked
-    /// by it, and rejections name it).
-    key: Option<EmployeeRef>,
-    outcome: Outcome<T>,
-}
-
-enum Outcome<T> {
+enum Checked<T> {
     /// Fields not in their columns: nothing else was checked, and the row
-    /// takes no part in the duplicate check.
-    Misshapen(Problem),
+    /// takes no part in the duplicate check. With the row's ref if valid.
+    Misshapen(Problem, Option<String>),
     /// Valid so far (duplicates are decided in file order), made by the
     /// caller's `make`.
     Valid(T),
-    /// Invalid: the problem in its earliest column.
-    Invalid(Option<Problem>),
+    /// Invalid: the problem in its earliest column, and the row's ref if
+    /// valid (rejections name it).
+    Invalid(Option<Problem>, Option<String>),
 }
 
 /// [`read_employees_as_of`] against what `known` says of the state: rows
@@ -237,11 +215,6 @@ fn read_rows_checked_on<T: Send>(
         check_row(rec, noted, &header, employers, today, known, &make)
     };
     let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
-    // Synced employees whose ref a row that fits the header has named:
-    // the rows the file-order pass will look at for duplicates. Only a
-    // ref's first such row can be taken as unchanged (a second one is a
-    // duplicate, reported by the full check).
-    let mut named = vec![0u64; known.map_or(0, |k| k.employees.count().div_ceil(64))];
     let mut rows = 0u64;
     parallel::check_in_order(threads, &check, |feed| {
         loop {
@@ -253,25 +226,29 @@ fn read_rows_checked_on<T: Send>(
                 continue;
             }
             rows += 1;
+            let field = |id: usize| {
+                let b = rec.get(header.pos(id)?)?;
+                std::str::from_utf8(b).ok().map(str::trim)
+            };
+            // The ref as written: a valid one is the text the row's checks
+            // will take as its ref.
+            let raw_ref = field(EMPLOYEE_REF);
             let mut noted = Noted {
                 loc,
                 synced: None,
                 digest: None,
+                occurrence: Occurrence::Unkeyed,
             };
             // First, the row the state vouches for: found by its two refs
             // as written, it needs no other look (its digest covers its
             // shape: a row with other fields, or another number of them,
-            // has another). The digest, once computed, serves the full
-            // check too.
+            // has another). Only a ref's first row can be taken as
+            // unchanged (a later one is a duplicate). The digest, once
+            // computed, serves the full check too.
             if let (Some(k), Some(d)) = (known, digester.as_mut()) {
-                let field = |id: usize| {
-                    let b = rec.get(header.pos(id)?)?;
-                    std::str::from_utf8(b).ok().map(str::trim)
-                };
-                noted.synced = field(EMPLOYEE_REF).and_then(|r| k.employees.find(r));
+                noted.synced = raw_ref.and_then(|r| k.employees.find(r));
                 if let Some((at, stored)) = noted.synced {
-                    let (word, bit) = (at as usize / 64, 1u64 << (at % 64));
-                    let first = named[word] & bit == 0;
+                    let first = order.firsts.synced_is_new(at);
                     // A row whose employer is not in the file has no digest.
                     if (stored != 0 && first) || k.digest_all {
                         let salt = field(EMPLOYER_REF)
@@ -280,14 +257,18 @@ fn read_rows_checked_on<T: Send>(
                         noted.digest = salt.map(|s| d.digest(rec, s));
                     }
                     if first && stored != 0 && noted.digest == Some(stored) {
-                        named[word] |= bit;
-                        order.unchanged(at, loc.line);
+                        order.firsts.unchanged(at, loc.line);
                         sink(Streamed::Unchanged(at));
                         continue;
                     }
-                    if fits_header(rec, &header, &loc) {
-                        named[word] |= bit;
-                    }
+                }
+            }
+            // Rows that fit the header and have a valid ref take part in
+            // the duplicate check (noted now, while the row is at hand).
+            if let Some(r) = raw_ref.filter(|r| EmployeeRef::check(r).is_ok()) {
+                if fits_header(rec, &header, &loc) {
+                    let at = noted.synced.map(|(at, _)| at);
+                    noted.occurrence = order.firsts.note(r, at, loc.line);
                 }
             }
             feed.push(noted, &mut |n, c| {
@@ -328,21 +309,21 @@ fn check_row<T>(
     make: &impl Fn(EmployeeRecord<'_>) -> T,
 ) -> Checked<T> {
     let mut row = Row::new(rec, header, Some(NATIONAL_TAX_ID));
+    // The row's ref if it is a valid one: rejections name it.
+    let key = |row: &Row<'_>| {
+        EmployeeRef::check(row.raw(EMPLOYEE_REF))
+            .ok()
+            .map(str::to_owned)
+    };
     if let Err(p) = row.check_shape(&noted.loc) {
-        return Checked {
-            key: valid_ref(&row),
-            outcome: Outcome::Misshapen(p),
-        };
+        return Checked::Misshapen(p, key(&row));
     }
     let parsed = parse_row(&mut row, employers, today, noted.loc.line);
-    let key = match &parsed {
-        Some(e) => Some(e.employee_ref.clone()),
-        None => valid_ref(&row),
-    };
-    // The reader looked the ref up as written; a valid ref is that text.
-    let synced = key.as_ref().and(noted.synced);
-    let outcome = match (row.finish(), parsed) {
-        (None, Some(mut record)) => {
+    match (row.has_problem(), parsed) {
+        (false, Some(mut record)) => {
+            // The reader looked the ref up as written; a valid ref is that
+            // text.
+            let synced = noted.synced;
             record.synced = synced.map(|(at, _)| at);
             if let (Some(k), Some(_)) = (known, synced) {
                 if k.digest_all {
@@ -352,23 +333,21 @@ fn check_row<T>(
                     });
                 }
             }
-            Outcome::Valid(make(record))
+            Checked::Valid(make(record))
         }
-        (problem, _) => Outcome::Invalid(problem),
-    };
-    Checked { key, outcome }
+        (_, _) => {
+            let key = key(&row);
+            Checked::Invalid(row.finish(), key)
+        }
+    }
 }
 
 /// The file-order pass over checked rows: duplicate refs, rejections.
 struct FileOrder<'h> {
     file: String,
     header: &'h Header,
-    /// First occurrences of synced employees, by position (`Seen(0)`: none
-    /// yet); the others' in `seen`, keyed by the employee's own (shared)
-    /// ref, sized up front from the file (an employee row is rarely under
-    /// 128 bytes): growing a million-entry map rehashed it twenty times.
-    seen_synced: Vec<Seen>,
-    seen: FxHashMap<EmployeeRef, Seen>,
+    /// The first row of each ref, noted by the reader as it reads.
+    firsts: FirstRows,
     /// First occurrences already streamed, by line: (ref, line that
     /// repeats it).
     late: BTreeMap<u64, (String, u64)>,
@@ -377,77 +356,57 @@ struct FileOrder<'h> {
 
 impl<'h> FileOrder<'h> {
     fn new(src: &CsvSource, header: &'h Header, known: Option<Known<'_>>) -> FileOrder<'h> {
-        let mut seen = FxHashMap::default();
-        if known.is_none() {
-            seen.reserve(usize::try_from(src.len / 128).unwrap_or(0));
-        }
+        // Sized up front from the file (an employee row is rarely under
+        // 128 bytes): growing a million-entry map rehashed it twenty times.
+        let others = match known {
+            None => usize::try_from(src.len / 128).unwrap_or(0),
+            Some(_) => 0,
+        };
         FileOrder {
             file: src.path.clone(),
             header,
-            seen_synced: vec![Seen(0); known.map_or(0, |k| k.employees.count())],
-            seen,
+            firsts: FirstRows::new(known.map_or(0, |k| k.employees.count()), others),
             late: BTreeMap::new(),
             rejections: Vec::new(),
         }
-    }
-
-    /// The synced employee at `at` was taken as unchanged on `line`.
-    fn unchanged(&mut self, at: u32, line: u64) {
-        self.seen_synced[at as usize] = Seen::new(line, true);
     }
 
     /// Settle a checked row in file order: the value to hand over, or
     /// `None` if the row is rejected (recorded here).
     fn settle<T>(&mut self, noted: Noted, checked: Checked<T>) -> Option<T> {
         let line = noted.loc.line;
-        let Checked { key, outcome } = checked;
-        let (mut problem, value) = match outcome {
-            Outcome::Misshapen(p) => {
-                let key = key.map(|k| k.to_string());
+        let (mut problem, value, key) = match checked {
+            Checked::Misshapen(p, key) => {
                 self.rejections.push(rejection(&self.file, line, p, key));
                 return None;
             }
-            Outcome::Valid(v) => (None, Some(v)),
-            Outcome::Invalid(p) => (p, None),
+            Checked::Valid(v) => (None, Some(v), None),
+            Checked::Invalid(p, key) => (p, None, key),
         };
-        let synced = key.as_ref().and(noted.synced).map(|(at, _)| at as usize);
-        let mut first_seen = false;
-        if let Some(k) = &key {
-            let first = match synced {
-                Some(at) => Some(self.seen_synced[at]).filter(|s| s.0 != 0),
-                None => self.seen.get(k.as_str()).copied(),
-            };
-            match first {
-                Some(first) => {
-                    let message = format!(
-                        "employee_ref '{k}' also appears on line {}; every row with this \
-                         ref is rejected until it is unique",
-                        first.line()
-                    );
-                    let p =
-                        Problem::in_column(self.header, EMPLOYEE_REF, Rule::DuplicateKey, message);
-                    Problem::keep_earliest(&mut problem, p);
-                    if first.streamed() && !self.late.contains_key(&first.line()) {
-                        self.late.insert(first.line(), (k.to_string(), line));
-                    }
+        let key = match noted.occurrence {
+            Occurrence::Again(first, k) => {
+                let first = self.firsts.get(first);
+                let message = format!(
+                    "employee_ref '{k}' also appears on line {}; every row with this \
+                     ref is rejected until it is unique",
+                    first.line()
+                );
+                let p = Problem::in_column(self.header, EMPLOYEE_REF, Rule::DuplicateKey, message);
+                Problem::keep_earliest(&mut problem, p);
+                if first.streamed() && !self.late.contains_key(&first.line()) {
+                    self.late.insert(first.line(), (k.to_string(), line));
                 }
-                None => first_seen = true,
+                Some(k.into())
             }
-        }
-        let streamed = problem.is_none() && value.is_some();
-        if let (true, Some(k)) = (first_seen, &key) {
-            let seen = Seen::new(line, streamed);
-            match synced {
-                Some(at) => self.seen_synced[at] = seen,
-                None => {
-                    self.seen.insert(k.clone(), seen);
-                }
+            Occurrence::First(slot) if problem.is_none() && value.is_some() => {
+                self.firsts.streamed(slot);
+                key
             }
-        }
-        if streamed {
+            _ => key,
+        };
+        if problem.is_none() && value.is_some() {
             return value;
         }
-        let key = key.map(|k| k.to_string());
         let p = problem.unwrap_or_else(unexplained);
         self.rejections.push(rejection(&self.file, line, p, key));
         None
@@ -469,7 +428,7 @@ impl<'h> FileOrder<'h> {
                 ),
                 key: Some(k.clone()),
             });
-            // Only refs that parsed as an EmployeeRef reach `seen`.
+            // Only valid refs are noted as first rows.
             if let Ok(r) = EmployeeRef::parse(&k) {
                 duplicates.insert(r);
             }
@@ -499,12 +458,6 @@ fn rejection(file: &str, line: u64, p: Problem, key: Option<String>) -> Rejectio
         message: p.message,
         key,
     }
-}
-
-/// The row's employee_ref if it is a valid one (rejections name it, and
-/// duplicates are tracked by it).
-fn valid_ref(row: &Row<'_>) -> Option<EmployeeRef> {
-    EmployeeRef::parse(row.raw(EMPLOYEE_REF)).ok()
 }
 
 /// A valid employee row, its values borrowed from the record being read:

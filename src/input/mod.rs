@@ -9,12 +9,13 @@
 //! Layout: `reader` (bytes: hashing, BOM, exact line numbers), `header`
 //! (column lookup), `row` (shape checks and field parsing shared by both
 //! files), `employers`, `employees`, `parallel` (employee rows checked on
-//! several threads, taken back in file order), `digest` (unchanged rows),
+//! several threads, taken back in file order), `first_rows` (duplicates), `digest` (unchanged rows),
 //! `rejection` (what is reported).
 
 mod digest;
 mod employees;
 mod employers;
+mod first_rows;
 mod header;
 mod parallel;
 mod reader;

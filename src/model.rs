@@ -865,6 +865,50 @@ impl Employer {
     }
 }
 
+/// Some of an employer's groups, by position in [`Employer::groups`]
+/// (sorted by name, so ascending positions are names in order). One word
+/// for the first 64 groups: an employee row carried a vector of names,
+/// allocated on the thread that checked it and freed on the planner's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSet {
+    /// Positions below 64, as bits.
+    low: u64,
+    /// Positions from 64 on, sorted, unique (rarely any).
+    high: Vec<u32>,
+}
+
+impl GroupSet {
+    pub fn insert(&mut self, position: usize) {
+        if position < 64 {
+            self.low |= 1 << position;
+            return;
+        }
+        let p = u32::try_from(position).expect("fewer than 2^32 groups");
+        if let Err(at) = self.high.binary_search(&p) {
+            self.high.insert(at, p);
+        }
+    }
+    pub fn contains(&self, position: usize) -> bool {
+        match position {
+            0..64 => self.low & (1 << position) != 0,
+            _ => u32::try_from(position).is_ok_and(|p| self.high.binary_search(&p).is_ok()),
+        }
+    }
+    /// The positions, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut low = self.low;
+        let bits = std::iter::from_fn(move || {
+            let at = (low != 0).then(|| low.trailing_zeros() as usize)?;
+            low &= low - 1;
+            Some(at)
+        });
+        bits.chain(self.high.iter().map(|&p| p as usize))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.low == 0 && self.high.is_empty()
+    }
+}
+
 /// An employee as the export describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Employee {
@@ -962,6 +1006,17 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_set_lists_its_positions_in_order() {
+        let mut g = GroupSet::default();
+        assert!(g.is_empty() && g.iter().next().is_none());
+        for p in [70, 3, 63, 0, 3, 200, 70] {
+            g.insert(p);
+        }
+        assert_eq!(g.iter().collect::<Vec<_>>(), [0, 3, 63, 70, 200]);
+        assert!(g.contains(63) && g.contains(200) && !g.contains(1) && !g.contains(64));
+    }
 
     #[test]
     fn countries_are_sorted_for_binary_search() {

@@ -85,7 +85,11 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
             return Ok(EXIT_INVALID_STRICT);
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    let changes = plan.has_changes();
+    // As with the snapshot: the process ends now, and freeing millions of
+    // operations one by one took a tenth of a second.
+    std::mem::forget(plan);
+    Ok(if args.detailed_exitcode && changes {
         EXIT_CHANGES
     } else {
         EXIT_OK

@@ -18,7 +18,8 @@ use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::model::{
     epoch_1900, parse_date, AddressFields, CountryCode, E164Phone, Email, Employee, EmployeeFields,
-    EmployeeRef, EmployerRef, GroupName, Metadata, MetadataFields, Rule, SexAtBirth, TaxId, Text,
+    EmployeeRef, EmployerRef, GroupName, GroupSet, Metadata, MetadataFields, Rule, SexAtBirth,
+    TaxId, Text,
 };
 
 const EMPLOYEE_REF: usize = 0;
@@ -470,8 +471,10 @@ pub struct EmployeeRecord<'a> {
     pub employer_ref: EmployerRef,
     pub start_on: NaiveDate,
     pub end_on: Option<NaiveDate>,
-    /// Groups of the employee's employer, sorted, unique.
-    pub groups: Vec<GroupName>,
+    /// Groups of the employee's employer, by position in its groups.
+    pub groups: GroupSet,
+    /// The employer's group names, by position.
+    group_names: &'a [GroupName],
     pub line: u64,
     /// The employee's position in the state, if synced (only when read
     /// with [`Known`]).
@@ -525,7 +528,11 @@ impl EmployeeRecord<'_> {
             home_address: self.home_address.to_address(),
             nationality: self.nationality,
             end_on: self.end_on,
-            groups: self.groups.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|at| self.group_names[at].clone())
+                .collect(),
             metadata: Metadata::from_checked(&self.metadata),
             line: self.line,
         }
@@ -534,7 +541,7 @@ impl EmployeeRecord<'_> {
 
 fn parse_row<'a>(
     row: &mut Row<'a>,
-    employers: &Employers,
+    employers: &'a Employers,
     today: NaiveDate,
     line: u64,
 ) -> Option<EmployeeRecord<'a>> {
@@ -611,6 +618,7 @@ fn parse_row<'a>(
         nationality: nationality?,
         end_on: end_on?,
         groups: groups?,
+        group_names: employers.group_names(at),
         metadata: metadata?,
         line,
         synced: None,
@@ -642,21 +650,16 @@ fn employer_of(row: &mut Row<'_>, employers: &Employers, r: &EmployerRef) -> Opt
     found
 }
 
-/// The `;`-separated groups, each a group of the employee's employer;
-/// sorted and unique. Unchecked against the employer if it is unknown (that
-/// is reported on employer_ref).
-fn groups(
-    row: &mut Row<'_>,
-    employers: &Employers,
-    employer: Option<u32>,
-) -> Option<Vec<GroupName>> {
+/// The `;`-separated groups, each a group of the employee's employer, by
+/// position in its groups. Unchecked against the employer if it is unknown
+/// (that is reported on employer_ref, and the row is rejected).
+fn groups(row: &mut Row<'_>, employers: &Employers, employer: Option<u32>) -> Option<GroupSet> {
     let raw = row.raw(GROUPS);
-    let mut out = Vec::new();
+    let mut out = GroupSet::default();
     for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        // A name the employer declares was validated with the employer: take
-        // the employer's own (shared) name instead of a new copy per row.
-        if let Some(name) = employer.and_then(|at| employers.group_at(at, part)) {
-            out.push(name.clone());
+        // A name the employer declares was validated with the employer.
+        if let Some(at) = employer.and_then(|at| employers.group_position(at, part)) {
+            out.insert(at);
             continue;
         }
         let employer = employer.map(|at| &employers.employers[at as usize]);
@@ -669,7 +672,7 @@ fn groups(
             }
         };
         if let Some(e) = employer {
-            if e.group(&name).is_none() {
+            let Some(at) = e.group_position(name.as_str()) else {
                 let known: Vec<&str> = e.groups.iter().map(|g| g.name.as_str()).collect();
                 row.fail(
                     GROUPS,
@@ -686,12 +689,10 @@ fn groups(
                     ),
                 );
                 return None;
-            }
+            };
+            out.insert(at);
         }
-        out.push(name);
     }
-    out.sort();
-    out.dedup();
     Some(out)
 }
 

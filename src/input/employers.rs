@@ -130,15 +130,18 @@ impl Employers {
     pub(crate) fn salt_at(&self, at: u32) -> u64 {
         self.salts[at as usize]
     }
-    /// The group of the employer at `at` spelt exactly `name`.
-    pub fn group_at(&self, at: u32, name: &str) -> Option<&GroupName> {
+    /// The group names of the employer at `at`, sorted: its
+    /// `Employer::groups`' names, in their order.
+    pub fn group_names(&self, at: u32) -> &[GroupName] {
         let at = at as usize;
-        let names =
-            &self.group_names[self.group_start[at] as usize..self.group_start[at + 1] as usize];
-        names
+        &self.group_names[self.group_start[at] as usize..self.group_start[at + 1] as usize]
+    }
+    /// Where the group of the employer at `at` spelt exactly `name` is in
+    /// its groups.
+    pub fn group_position(&self, at: u32, name: &str) -> Option<usize> {
+        self.group_names(at)
             .binary_search_by(|g| g.as_str().cmp(name))
             .ok()
-            .map(|i| &names[i])
     }
 }
 

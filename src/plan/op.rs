@@ -84,6 +84,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// Every kind, in declaration order: `ALL[k as usize] == k`.
     pub const ALL: [OpKind; 10] = [
         OpKind::EmployerCreate,
         OpKind::EmployerUpdate,
@@ -342,6 +343,13 @@ mod tests {
             "{}",
             std::mem::size_of::<Operation>()
         );
+    }
+
+    #[test]
+    fn every_kind_is_at_its_own_index() {
+        for (i, k) in OpKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k}");
+        }
     }
 
     #[test]

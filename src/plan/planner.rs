@@ -19,7 +19,7 @@ use super::fingerprint::{
 };
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
 use crate::fxhash::FxHashMap;
-use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName};
+use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName, GroupSet};
 use crate::state::{EmployeeSnap, MembershipState, Sections, Snapshot};
 
 /// The inputs of planning besides the exports and the state.
@@ -129,8 +129,8 @@ pub struct PlanRow {
     /// The row's digest (`input::digest`), when the plan keeps payloads;
     /// 0 otherwise.
     pub digest: u64,
-    /// Groups of the employee's employer, sorted, unique.
-    pub groups: Vec<GroupName>,
+    /// Groups of the employee's employer, by position in its groups.
+    pub groups: GroupSet,
     pub start_on: NaiveDate,
     pub end_on: Option<NaiveDate>,
     /// The employee's fingerprint, when [`RowNeeds::fingerprints`].
@@ -440,7 +440,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Plan one valid employee (its employer is valid: input checked it).
-    pub fn employee(&mut self, mut e: Employee) {
+    pub fn employee(&mut self, e: Employee) {
         // `employers` is sorted by ref.
         let at = self
             .employers
@@ -448,11 +448,14 @@ impl<'a> Planner<'a> {
             .ok()
             .map(|i| i as u32);
         let fp = Some(fingerprint::employee(self.snap.fp_seed, &e));
-        let groups = if self.keep.payloads() {
-            e.groups.clone()
-        } else {
-            std::mem::take(&mut e.groups)
-        };
+        let mut groups = GroupSet::default();
+        if let Some(employer) = at.map(|i| &self.employers[i as usize]) {
+            for g in &e.groups {
+                if let Some(p) = employer.group_position(g.as_str()) {
+                    groups.insert(p);
+                }
+            }
+        }
         let r = PlanRow {
             synced: self.snap.employees.position(&e.employee_ref),
             digest: 0,
@@ -580,7 +583,10 @@ impl<'a> Planner<'a> {
                     .memberships
                     .iter()
                     .filter(|(g, s)| {
-                        *s == MembershipState::Added && r.groups.binary_search(g).is_err()
+                        *s == MembershipState::Added
+                            && employer
+                                .group_position(g.as_str())
+                                .is_none_or(|p| !r.groups.contains(p))
                     })
                     .map(|(g, _)| g)
                     .collect();
@@ -595,10 +601,8 @@ impl<'a> Planner<'a> {
             }
         }
         if !leaving_or_left {
-            for g in &r.groups {
-                let Some(gi) = employer.group_position(g.as_str()) else {
-                    continue;
-                };
+            for gi in r.groups.iter() {
+                let g = &employer.groups[gi].name;
                 let state = synced.and_then(|s| s.membership(g));
                 match state {
                     Some(MembershipState::Added) => continue,

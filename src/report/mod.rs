@@ -37,13 +37,20 @@ pub fn render(plan: &Plan, format: Format, out: &mut dyn Write) -> std::io::Resu
     }
 }
 
-/// Operation counts by (target, kind), in report order.
+/// Operation counts by (target, kind), in report order. (Counted by kind
+/// in an array: a map entry per operation was a sixth of a million-row
+/// report.)
 pub fn counts(plan: &Plan) -> BTreeMap<(Target, OpKind), u64> {
-    let mut m = BTreeMap::new();
+    let mut by_kind = [0u64; OpKind::ALL.len()];
     for op in &plan.operations {
-        *m.entry((op.target(), op.kind)).or_insert(0) += 1;
+        by_kind[op.kind as usize] += 1;
     }
-    m
+    OpKind::ALL
+        .iter()
+        .zip(by_kind)
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| ((k.target(), *k), n))
+        .collect()
 }
 
 pub fn missing_count(plan: &Plan) -> usize {

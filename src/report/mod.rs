@@ -106,11 +106,76 @@ pub fn write_private_with(
         fill(&mut out)?;
         out.finish()
     });
-    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+    match written.and_then(|()| replace(&tmp, path)) {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
+        }
+    }
+}
+
+/// Put the complete file `new` at `path`, moving any file there aside
+/// first and removing it after. ext4 (`auto_da_alloc`) writes out a file
+/// renamed over another before the rename returns: a quarter of a second
+/// for a million-row report, on every night that reuses the report's name.
+/// Moved aside, the old file stays whole until the new one is in place
+/// (and is put back if that fails).
+fn replace(new: &Path, path: &Path) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".old-{}", std::process::id()));
+    let aside = path.with_file_name(name);
+    let moved = std::fs::rename(path, &aside).is_ok();
+    match std::fs::rename(new, path) {
+        Ok(()) => {
+            if moved {
+                let _ = std::fs::remove_file(&aside);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if moved {
+                let _ = std::fs::rename(&aside, path);
+            }
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_report_replaces_the_last_one_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.txt");
+        write_private(&path, b"first").unwrap();
+        write_private_with(&path, |out| out.write_all(b"second")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // A failed render leaves the last good report as it was.
+        let failed = write_private_with(&path, |out| {
+            out.write_all(b"half")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // Nothing is left beside it: no partial file, no old one.
+        assert_eq!(names(dir.path()), ["plan.txt"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
     }
 }

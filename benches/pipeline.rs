@@ -265,7 +265,10 @@ fn operations_in_report(path: &Path) -> Option<u64> {
 struct PlanRow {
     case: &'static str,
     operations: Option<u64>,
+    /// The faster of two runs (peak memory: the higher of the two).
     m: Measured,
+    /// The other run's wall time.
+    other: Duration,
 }
 
 struct PlanResults {
@@ -326,18 +329,47 @@ fn plan_part(cfg: &Config) -> PlanResults {
         let _ = std::fs::remove_file(&report);
         (m, ops)
     };
+    // Each case runs twice, as the parse floor does: the first plan after
+    // the files were last read by something else (here, the previous case's
+    // report, or an earlier bench run) pays for the page cache, since this
+    // machine reclaims files not read for a while. The table shows the
+    // faster run's wall time, the other beside it, and the higher peak
+    // memory of the two.
+    let twice = |state: &Path, ers: &Path, ees: &Path, case: &'static str| {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            if case.starts_with("cold") {
+                remove_db(state);
+            }
+            runs.push(plan(state, ers, ees));
+        }
+        if case.starts_with("cold") {
+            remove_db(state);
+        }
+        let (b, a) = (runs.pop().expect("two runs"), runs.pop().expect("two runs"));
+        assert_eq!(a.1, b.1, "{case}: two runs planned different operations");
+        let max_rss_kb = a.0.max_rss_kb.max(b.0.max_rss_kb);
+        let (fast, slow) = if a.0.wall <= b.0.wall { (a, b) } else { (b, a) };
+        PlanRow {
+            case,
+            operations: fast.1,
+            other: slow.0.wall,
+            m: Measured {
+                max_rss_kb,
+                ..fast.0
+            },
+        }
+    };
 
     let mut rows = Vec::new();
     eprintln!("plan: cold ...");
     let cold_state = base.join("cold.db");
-    remove_db(&cold_state);
-    let (m, ops) = plan(&cold_state, &ers1, &ees1);
-    remove_db(&cold_state);
-    rows.push(PlanRow {
-        case: "cold (empty state: everything to create)",
-        operations: ops,
-        m,
-    });
+    rows.push(twice(
+        &cold_state,
+        &ers1,
+        &ees1,
+        "cold (empty state: everything to create)",
+    ));
 
     // The warm state: day 1 recorded as synced. Built once per export set
     // and kept; `plan` only reads it.
@@ -367,19 +399,9 @@ fn plan_part(cfg: &Config) -> PlanResults {
         seed_secs = start.elapsed().as_secs_f64();
     }
     eprintln!("plan: warm, nothing changed ...");
-    let (m, ops) = plan(&warm, &ers1, &ees1);
-    rows.push(PlanRow {
-        case: "warm, nothing changed",
-        operations: ops,
-        m,
-    });
+    rows.push(twice(&warm, &ers1, &ees1, "warm, nothing changed"));
     eprintln!("plan: warm, 1% changed ...");
-    let (m, ops) = plan(&warm, &ers2, &ees2);
-    rows.push(PlanRow {
-        case: "warm, 1% of employees changed",
-        operations: ops,
-        m,
-    });
+    rows.push(twice(&warm, &ers2, &ees2, "warm, 1% of employees changed"));
     PlanResults {
         employees: floor_employees.0,
         employers: cfg.employers,
@@ -786,9 +808,9 @@ fn render(
         );
         let _ = writeln!(
             o,
-            "| case | operations | wall (s) | employee rows/s | peak memory (MB) | x parse floor | targets |"
+            "| case | operations | wall (s), faster run | other run (s) | employee rows/s | peak memory (MB) | x parse floor | targets |"
         );
-        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---|");
         for r in &p.rows {
             let secs = r.m.wall.as_secs_f64();
             let target = if r.case.starts_with("cold") {
@@ -798,10 +820,11 @@ fn render(
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.2} | {} | {:.0} | {:.2} | {} |",
+                "| {} | {} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {} |",
                 r.case,
                 r.operations.map_or("?".into(), thousands),
                 secs,
+                r.other.as_secs_f64(),
                 thousands((p.employees as f64 / secs) as u64),
                 r.m.max_rss_kb as f64 / 1024.0,
                 secs / floor,
@@ -810,7 +833,7 @@ fn render(
         }
         let _ = writeln!(
             o,
-            "| parse floor: `csv::ByteRecord` read of both files, in-process | - | {:.2} | {} | - | 1.00 | |",
+            "| parse floor: `csv::ByteRecord` read of both files, in-process (faster of two) | - | {:.2} | - | {} | - | 1.00 | |",
             floor,
             thousands((p.employees as f64 / floor) as u64)
         );

@@ -81,6 +81,7 @@ struct Warning<'a> {
 }
 
 pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
+    let totals = super::totals(plan);
     let keys: Vec<String> = plan.operations.iter().map(|o| o.key()).collect();
     let report = Report {
         schema: "benefits-sync/plan/v1",
@@ -91,7 +92,8 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
             employees: &plan.employees_file,
         },
         summary: Summary {
-            operations: super::counts(plan)
+            operations: totals
+                .operations
                 .into_iter()
                 .map(|((t, k), n)| Count {
                     target: t.as_str(),
@@ -101,7 +103,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
                 .collect(),
             total_operations: plan.operations.len(),
             rejected_rows: plan.rejections.len(),
-            missing_employees: super::missing_count(plan),
+            missing_employees: totals.missing_employees,
             findings: plan.findings.len(),
             warnings: plan.warnings.len(),
         },

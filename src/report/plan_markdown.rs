@@ -26,7 +26,8 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "| target | operation | count |")?;
     writeln!(out, "|---|---|---:|")?;
-    for ((t, k), n) in super::counts(plan) {
+    let totals = super::totals(plan);
+    for ((t, k), n) in &totals.operations {
         writeln!(out, "| {} | {} | {n} |", t.label(), k.code())?;
     }
     writeln!(out, "| **all** | operations | {} |", plan.operations.len())?;
@@ -34,7 +35,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "| | missing employees | {} |",
-        super::missing_count(plan)
+        totals.missing_employees
     )?;
     writeln!(out, "| | findings | {} |", plan.findings.len())?;
     if !plan.operations.is_empty() {

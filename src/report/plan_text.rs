@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::plan::{Plan, Subject};
+use crate::plan::{OpKind, Plan, Subject};
 
 pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
@@ -24,8 +24,8 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "Summary")?;
     writeln!(out, "  {:<22} {:<20} {:>8}", "target", "operation", "count")?;
-    let counts = super::counts(plan);
-    for ((t, k), n) in &counts {
+    let totals = super::totals(plan);
+    for ((t, k), n) in &totals.operations {
         writeln!(out, "  {:<22} {:<20} {:>8}", t.label(), k.code(), n)?;
     }
     writeln!(out, "  {:<43} {:>8}", "operations", plan.operations.len())?;
@@ -38,8 +38,7 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "  {:<43} {:>8}",
-        "missing employees",
-        super::missing_count(plan)
+        "missing employees", totals.missing_employees
     )?;
     writeln!(out, "  {:<43} {:>8}", "findings", plan.findings.len())?;
     writeln!(out, "  {:<43} {:>8}", "warnings", plan.warnings.len())?;
@@ -49,14 +48,12 @@ pub fn render(plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
         // Millions of lines: each is assembled from string pieces in one
         // reused buffer and written whole, without the formatting machinery
         // (which cost more than the rest of the report).
-        let mut prefixes = std::collections::BTreeMap::new();
+        let prefixes =
+            OpKind::ALL.map(|k| format!("  {:<5} {:<18} ", k.target().as_str(), k.code()));
         let mut line = String::with_capacity(256);
         for op in &plan.operations {
             line.clear();
-            let prefix = prefixes.entry(op.kind).or_insert_with(|| {
-                format!("  {:<5} {:<18} ", op.target().as_str(), op.kind.code())
-            });
-            line.push_str(prefix);
+            line.push_str(&prefixes[op.kind as usize]);
             let parts: [&str; 4] = match &op.subject {
                 Subject::Employer(e) => ["employer ", e.as_str(), "", ""],
                 Subject::Group(e, g) => ["group '", g.as_str(), "' of ", e.as_str()],

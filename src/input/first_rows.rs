@@ -4,9 +4,13 @@
 //! in its cache then), before the row is checked on another thread; the
 //! file-order pass later marks which first rows went through. A synced
 //! employee's ref is noted by its position in the state; any other ref by
-//! its text, kept in one buffer rather than a string each, and found by a
-//! hash of it.
+//! its text, kept in one buffer rather than a string each. While those refs
+//! come in increasing order (an export sorted by ref, as payroll systems
+//! and the state keep them), a ref after the last one is new and needs no
+//! index; the first one out of order indexes them all by a hash of their
+//! text, and the hash finds every later one.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -61,7 +65,15 @@ pub(super) struct FirstRows {
     by_hash: HashMap<u32, u32, BuildHasherDefault<Spread>>,
     /// Refs whose hash an earlier, different ref already took (or noted
     /// past 4 GiB of entries), to where their entries start.
-    others: HashMap<Box<str>, usize>,
+    others: HashMap<Box<[u8]>, usize>,
+    /// Whether `by_hash` and `others` hold every entry. Until a ref comes
+    /// out of order they hold none: probing a million-entry table at
+    /// random was a third of the reading thread's time on a cold plan.
+    indexed: bool,
+    /// Where the last entry starts (while not `indexed`, the greatest).
+    last: usize,
+    /// About how many other refs the file has, to size the index once.
+    expected: usize,
     /// The other refs, one entry each: the first row (8 bytes), the ref's
     /// length (one byte: a valid ref is at most 200 bytes), its text. One
     /// buffer, not a string and a map entry each: a million refs take 19
@@ -72,12 +84,13 @@ pub(super) struct FirstRows {
 impl FirstRows {
     /// For a state of `synced` employees and about `others` other refs.
     pub(super) fn new(synced: usize, others: usize) -> FirstRows {
-        let mut by_hash = HashMap::default();
-        by_hash.reserve(others);
         FirstRows {
             synced: vec![Seen::NONE; synced],
-            by_hash,
+            by_hash: HashMap::default(),
             others: HashMap::new(),
+            indexed: false,
+            last: 0,
+            expected: others,
             text: Vec::with_capacity(others * 20),
         }
     }
@@ -115,35 +128,55 @@ impl FirstRows {
     /// The entry of `key` among the other refs: `Err` if an earlier row
     /// had it, else `Ok` with a new entry for `line`.
     fn other(&mut self, key: &str, line: u64) -> Result<usize, usize> {
-        let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32;
+        let key = key.as_bytes();
         let next = self.text.len();
-        match (self.by_hash.get(&hash), u32::try_from(next)) {
-            (None, Ok(at)) => {
-                self.by_hash.insert(hash, at);
+        if !self.indexed && next > 0 {
+            match self.text_at(self.last).cmp(key) {
+                Ordering::Less => {}
+                Ordering::Equal => return Err(self.last),
+                Ordering::Greater => self.index_all(),
             }
-            (Some(&at), _) if self.text_at(at as usize) == key.as_bytes() => {
-                return Err(at as usize)
+        }
+        if self.indexed {
+            if let Some(earlier) = index(&mut self.by_hash, &mut self.others, &self.text, key, next)
+            {
+                return Err(earlier);
             }
-            // Another ref has this hash (or the buffer is past 4 GiB): the
-            // rare ones that collide are kept apart, by their text.
-            _ => match self.others.get(key) {
-                Some(&at) => return Err(at),
-                None => {
-                    self.others.insert(key.into(), next);
-                }
-            },
         }
         let len = u8::try_from(key.len()).expect("a valid ref is at most 200 bytes");
         self.text
             .extend_from_slice(&Seen::new(line, false).0.to_le_bytes());
         self.text.push(len);
-        self.text.extend_from_slice(key.as_bytes());
+        self.text.extend_from_slice(key);
+        self.last = next;
         Ok(next)
     }
 
+    /// A ref came out of order: index every entry so far (all distinct,
+    /// since each was greater than the one before).
+    fn index_all(&mut self) {
+        let mut at = 0;
+        let mut entries = 0;
+        while at < self.text.len() {
+            entries += 1;
+            at += 9 + usize::from(self.text[at + 8]);
+        }
+        self.by_hash.reserve(self.expected.max(entries));
+        let mut at = 0;
+        while at < self.text.len() {
+            let key = entry_text(&self.text, at);
+            let earlier = index(&mut self.by_hash, &mut self.others, &self.text, key, at);
+            debug_assert!(
+                earlier.is_none(),
+                "entries in increasing order are distinct"
+            );
+            at += 9 + key.len();
+        }
+        self.indexed = true;
+    }
+
     fn text_at(&self, at: usize) -> &[u8] {
-        let len = usize::from(self.text[at + 8]);
-        &self.text[at + 9..at + 9 + len]
+        entry_text(&self.text, at)
     }
 
     fn seen_at(&self, at: usize) -> Seen {
@@ -172,6 +205,40 @@ impl FirstRows {
                 self.text[at..at + 8].copy_from_slice(&seen.0.to_le_bytes());
             }
         }
+    }
+}
+
+/// The text of the entry starting at `at` in `text`.
+fn entry_text(text: &[u8], at: usize) -> &[u8] {
+    let len = usize::from(text[at + 8]);
+    &text[at + 9..at + 9 + len]
+}
+
+/// Find `key` among the indexed entries of `text`, or index it as the entry
+/// starting at `at`: `Some` where an earlier entry with that text starts.
+fn index(
+    by_hash: &mut HashMap<u32, u32, BuildHasherDefault<Spread>>,
+    others: &mut HashMap<Box<[u8]>, usize>,
+    text: &[u8],
+    key: &[u8],
+    at: usize,
+) -> Option<usize> {
+    let hash = xxhash_rust::xxh3::xxh3_64(key) as u32;
+    match (by_hash.get(&hash), u32::try_from(at)) {
+        (None, Ok(at32)) => {
+            by_hash.insert(hash, at32);
+            None
+        }
+        (Some(&earlier), _) if entry_text(text, earlier as usize) == key => Some(earlier as usize),
+        // Another ref has this hash (or the buffer is past 4 GiB): the
+        // rare ones that collide are kept apart, by their text.
+        _ => match others.get(key) {
+            Some(&earlier) => Some(earlier),
+            None => {
+                others.insert(key.into(), at);
+                None
+            }
+        },
     }
 }
 
@@ -242,5 +309,42 @@ mod tests {
             panic!("b was noted")
         };
         assert_eq!((f.get(slot).line(), &*text), (3, b.as_str()));
+    }
+
+    /// Refs in increasing order are noted without an index; the first out
+    /// of order indexes them, colliding hashes included, and every earlier
+    /// ref is still found with its first row.
+    #[test]
+    fn refs_out_of_order_find_the_ones_noted_in_order() {
+        let hash = |s: &str| xxhash_rust::xxh3::xxh3_64(s.as_bytes()) as u32;
+        let mut by: HashMap<u32, String> = HashMap::new();
+        let (a, b) = (0u64..)
+            .map(|i| format!("E{i}"))
+            .find_map(|s| by.insert(hash(&s), s.clone()).map(|earlier| (earlier, s)))
+            .unwrap();
+        let (a, b) = (a.clone().min(b.clone()), a.max(b));
+        let mut f = FirstRows::new(0, 4);
+        let mut lines = HashMap::new();
+        for (line, r) in [(2, "D1"), (3, a.as_str()), (4, b.as_str()), (5, "F")] {
+            assert!(matches!(f.note(r, None, line), Occurrence::First(_)), "{r}");
+            lines.insert(r.to_string(), line);
+        }
+        // The last one again, still in order.
+        let Occurrence::Again(slot, _) = f.note("F", None, 6) else {
+            panic!("F was noted")
+        };
+        assert_eq!(f.get(slot).line(), 5);
+        assert!(!f.indexed);
+        // Out of order: a new ref, then every earlier one again.
+        assert!(matches!(f.note("C", None, 7), Occurrence::First(_)));
+        assert!(f.indexed);
+        lines.insert("C".into(), 7);
+        for (r, line) in &lines {
+            let Occurrence::Again(slot, text) = f.note(r, None, 99) else {
+                panic!("{r} was noted")
+            };
+            assert_eq!((f.get(slot).line(), &*text), (*line, r.as_str()));
+        }
+        assert!(matches!(f.note("A", None, 100), Occurrence::First(_)));
     }
 }

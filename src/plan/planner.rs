@@ -185,6 +185,17 @@ pub struct Planner<'a> {
     group_create: Vec<u32>,
     /// Where each employer's groups start in `group_create`.
     group_base: Vec<u32>,
+    /// The employers' refs by position, copied here one after another
+    /// ([`EmployerRef::pinned_copy`]): every operation of an employee
+    /// names its employer, and reaching the export's own refs, scattered
+    /// among the employers' other fields, missed the cache twice a row
+    /// (half of [`Planner::row`] on a cold plan).
+    employer_refs: Vec<EmployerRef>,
+    /// The employers' group names at `group_base[employer] + position in
+    /// employer.groups`: each membership names its group. Not copied:
+    /// `input::read_employers` shares one pinned copy of each distinct
+    /// name, which stays cached.
+    group_names: Vec<GroupName>,
     /// The Kota groups the state holds, by employer: indexed once so that
     /// finding removed groups is not a scan of every group per employer.
     state_groups: FxHashMap<&'a EmployerRef, Vec<&'a GroupName>>,
@@ -225,6 +236,8 @@ impl<'a> Planner<'a> {
             employer_create: vec![NO_OP; employers.len()],
             group_create: Vec::new(),
             group_base: Vec::with_capacity(employers.len()),
+            employer_refs: Vec::with_capacity(employers.len()),
+            group_names: Vec::new(),
             state_groups: FxHashMap::default(),
             seen: vec![0; snap.employees.len().div_ceil(64)],
             valid_employees: 0,
@@ -316,7 +329,9 @@ impl<'a> Planner<'a> {
         }
         let employer_dep = Deps::of(op_index(self.employer_create[at]));
         self.group_base.push(self.group_create.len() as u32);
+        self.employer_refs.push(er.pinned_copy());
         for g in &e.groups {
+            self.group_names.push(g.name.clone());
             let key = (er.clone(), g.name.clone());
             let mut create = NO_OP;
             if !self.snap.kota_groups.contains_key(&key) {
@@ -481,7 +496,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let employer = &self.employers[at];
-        let er = &employer.employer_ref;
+        let er = &self.employer_refs[at].clone();
         let first = self.body.operations.len() as u32;
         let findings = self.body.findings.len();
         // `snap` outlives `self`'s borrows.
@@ -602,7 +617,7 @@ impl<'a> Planner<'a> {
         }
         if !leaving_or_left {
             for gi in r.groups.iter() {
-                let g = &employer.groups[gi].name;
+                let g = &self.group_names[self.group_base[at] as usize + gi].clone();
                 let state = synced.and_then(|s| s.membership(g));
                 match state {
                     Some(MembershipState::Added) => continue,

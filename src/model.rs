@@ -127,6 +127,19 @@ impl Violation {
 /// a 1 MB field is refused instead of sent to a vendor.
 pub const MAX_FIELD_LEN: usize = 1_000;
 
+/// `str::trim`, quick for the usual value: one that starts and ends with
+/// a visible ASCII character comes back as it is, without decoding a char
+/// from each end (trimming was a tenth of the checking threads' time).
+#[inline]
+pub fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        // A byte under 0x80 is a whole char in UTF-8; a graphic one is not
+        // whitespace.
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 /// A non-empty, trimmed text of at most [`MAX_FIELD_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -136,7 +149,7 @@ impl Text {
     /// The trimmed value if it is a valid text, without copying it:
     /// the reader checks every row, and only apply needs owned values.
     pub fn check(s: &str) -> Result<&str, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -189,7 +202,7 @@ macro_rules! natural_key {
             }
             /// The trimmed ref if it is a valid one, without making one.
             pub fn check(s: &str) -> Result<&str, Violation> {
-                let s = s.trim();
+                let s = trim(s);
                 if s.is_empty() {
                     return Err(Violation::new(Rule::Required, "must not be empty"));
                 }
@@ -298,7 +311,7 @@ impl Email {
     /// The trimmed value if it is a valid email, without copying it:
     /// the reader checks every row, and only apply needs owned values.
     pub fn check(s: &str) -> Result<&str, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -343,7 +356,7 @@ impl E164Phone {
     /// The trimmed value if it is a valid phone number, without copying it:
     /// the reader checks every row, and only apply needs owned values.
     pub fn check(s: &str) -> Result<&str, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -405,7 +418,7 @@ pub struct CountryCode([u8; 2]);
 
 impl CountryCode {
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -461,7 +474,7 @@ impl<'de> Deserialize<'de> for CountryCode {
 
 /// Parse a `YYYY-MM-DD` calendar date.
 pub fn parse_date(s: &str) -> Result<NaiveDate, Violation> {
-    let s = s.trim();
+    let s = trim(s);
     if s.is_empty() {
         return Err(Violation::new(Rule::Required, "must not be empty"));
     }
@@ -509,7 +522,7 @@ pub enum SexAtBirth {
 
 impl SexAtBirth {
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        match trim(s).to_ascii_lowercase().as_str() {
             "male" => Ok(SexAtBirth::Male),
             "female" => Ok(SexAtBirth::Female),
             "" => Err(Violation::new(Rule::Required, "must not be empty")),
@@ -537,7 +550,7 @@ impl TaxId {
     /// The trimmed value if it is a valid taxid, without copying it:
     /// the reader checks every row, and only apply needs owned values.
     pub fn check(s: &str) -> Result<&str, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -571,7 +584,7 @@ pub struct CarrierId(uuid::Uuid);
 
 impl CarrierId {
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.is_empty() {
             return Err(Violation::new(Rule::Required, "must not be empty"));
         }
@@ -608,7 +621,7 @@ pub struct Ein(String);
 
 impl Ein {
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        let s = s.trim();
+        let s = trim(s);
         let b = s.as_bytes();
         let digits: Option<String> = if b.len() == 9 && b.iter().all(u8::is_ascii_digit) {
             Some(s.to_owned())
@@ -684,7 +697,7 @@ impl Metadata {
     ) -> Result<Vec<(&'a str, &'a str)>, Violation> {
         let mut map: Vec<(&str, &str)> = Vec::new();
         for (k, v) in pairs {
-            let v = v.trim();
+            let v = trim(v);
             if v.is_empty() {
                 continue;
             }
@@ -1016,6 +1029,32 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quick path changes nothing: Unicode whitespace at either end is
+    /// still trimmed.
+    #[test]
+    fn trim_is_str_trim() {
+        for s in [
+            "",
+            " ",
+            "x",
+            "ab",
+            " x",
+            "x ",
+            "\tx\n",
+            "\u{a0}x",
+            "x\u{a0}",
+            "\u{2003}é\u{3000}",
+            "é",
+            "xé",
+            "éx",
+            "a b",
+            "\u{1680}",
+            "x\u{85}",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
+    }
 
     #[test]
     fn a_group_set_lists_its_positions_in_order() {

@@ -17,9 +17,9 @@ use super::rejection::{sort, Rejection};
 use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
 use crate::model::{
-    epoch_1900, parse_date, AddressFields, CountryCode, E164Phone, Email, Employee, EmployeeFields,
-    EmployeeRef, EmployerRef, GroupName, GroupSet, Metadata, MetadataFields, Rule, SexAtBirth,
-    TaxId, Text,
+    epoch_1900, parse_date, trim, AddressFields, CountryCode, E164Phone, Email, Employee,
+    EmployeeFields, EmployeeRef, EmployerRef, GroupName, GroupSet, Metadata, MetadataFields, Rule,
+    SexAtBirth, TaxId, Text,
 };
 
 const EMPLOYEE_REF: usize = 0;
@@ -229,7 +229,7 @@ fn read_rows_checked_on<T: Send>(
             rows += 1;
             let field = |id: usize| {
                 let b = rec.get(header.pos(id)?)?;
-                std::str::from_utf8(b).ok().map(str::trim)
+                std::str::from_utf8(b).ok().map(trim)
             };
             // The ref as written: a valid one is the text the row's checks
             // will take as its ref.
@@ -553,12 +553,10 @@ fn parse_row<'a>(
     // A ref that names one of the file's employers is valid by
     // construction: take that employer (and its shared ref) without parsing
     // a new copy. Anything else is parsed for its precise rejection.
-    let employer = employers
-        .position(row.raw(EMPLOYER_REF).trim())
-        .or_else(|| {
-            row.required(EMPLOYER_REF, EmployerRef::parse)
-                .and_then(|r| employer_of(row, employers, &r))
-        });
+    let employer = employers.position(trim(row.raw(EMPLOYER_REF))).or_else(|| {
+        row.required(EMPLOYER_REF, EmployerRef::parse)
+            .and_then(|r| employer_of(row, employers, &r))
+    });
     let first_name = row.required(FIRST_NAME, Text::check);
     let last_name = row.required(LAST_NAME, Text::check);
     let email = row.required(EMAIL, Email::check);
@@ -659,7 +657,7 @@ fn employer_of(row: &mut Row<'_>, employers: &Employers, r: &EmployerRef) -> Opt
 fn groups(row: &mut Row<'_>, employers: &Employers, employer: Option<u32>) -> Option<GroupSet> {
     let raw = row.raw(GROUPS);
     let mut out = GroupSet::default();
-    for part in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in raw.split(';').map(trim).filter(|p| !p.is_empty()) {
         // A name the employer declares was validated with the employer.
         if let Some(at) = employer.and_then(|at| employers.group_position(at, part)) {
             out.insert(at);

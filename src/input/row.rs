@@ -11,7 +11,7 @@ use csv::ByteRecord;
 use super::header::Header;
 use super::reader::Located;
 use crate::model::{
-    truncate, AddressFields, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
+    trim, truncate, AddressFields, CountryCode, Metadata, Rule, Text, Violation, MAX_FIELD_LEN,
 };
 
 /// Columns whose values are not personal data, so a rejection may quote a
@@ -194,7 +194,7 @@ impl<'a> Row<'a> {
             let raw = self.rec.get(pos).unwrap_or_default();
             if self.ascii {
                 // Valid UTF-8; only the length is left to check.
-                let len = ascii_str(raw).trim().len();
+                let len = trim(ascii_str(raw)).len();
                 if len > MAX_FIELD_LEN {
                     let name = header.name_at(pos).to_owned();
                     let message =
@@ -213,11 +213,11 @@ impl<'a> Row<'a> {
                         e.valid_up_to() + 1
                     ),
                 )),
-                Ok(s) if s.trim().len() > MAX_FIELD_LEN => Some((
+                Ok(s) if trim(s).len() > MAX_FIELD_LEN => Some((
                     Rule::TooLong,
                     format!(
                         "is {} bytes long; at most {MAX_FIELD_LEN} are accepted",
-                        s.trim().len()
+                        trim(s).len()
                     ),
                 )),
                 Ok(_) => None,
@@ -269,9 +269,9 @@ impl<'a> Row<'a> {
             return "";
         };
         if self.ascii {
-            ascii_str(b).trim()
+            trim(ascii_str(b))
         } else {
-            std::str::from_utf8(b).map_or("", str::trim)
+            std::str::from_utf8(b).map_or("", trim)
         }
     }
 

@@ -128,9 +128,25 @@ pub fn read_employees_as_of(
 pub trait Synced {
     /// How many synced employees there are (positions are below this).
     fn count(&self) -> usize;
-    /// The position of synced employee `key`, and the digest of the row an
-    /// apply last found nothing to do for (0: none).
-    fn find(&self, key: &str) -> Option<(u32, u64)>;
+    /// Synced employee `key`, if there is one.
+    fn find(&self, key: &str) -> Option<SyncedRow>;
+}
+
+/// A synced employee as the reader finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncedRow {
+    /// Its position in the state.
+    pub at: u32,
+    /// The digest of the row an apply last found nothing to do for (0:
+    /// none).
+    pub digest: u64,
+    /// The row-digest salt ([`Employers::salt_at`]) of the employer the
+    /// state has the employee under, if the employers file has it and the
+    /// state numbered it; `None` makes the reader find the employer by
+    /// the row's ref. Either serves: the digest covers the row's own
+    /// employer_ref, so a row naming another employer than the state's
+    /// cannot match a digest recorded under the state's.
+    pub salt: Option<u64>,
 }
 
 /// What the reader is told of the state.
@@ -161,8 +177,9 @@ struct Noted {
     /// The synced employee its employee_ref (as written, trimmed) names,
     /// and that employee's recorded row digest.
     synced: Option<(u32, u64)>,
-    /// The row's digest, if the reader computed it.
-    digest: Option<u64>,
+    /// The row's digest, if the reader computed it, and the salt it was
+    /// computed with (the state's employer's, which may not be the row's).
+    digest: Option<(u64, u64)>,
     /// Whether the row is the first with its ref.
     occurrence: Occurrence,
 }
@@ -247,17 +264,25 @@ fn read_rows_checked_on<T: Send>(
             // unchanged (a later one is a duplicate). The digest, once
             // computed, serves the full check too.
             if let (Some(k), Some(d)) = (known, digester.as_mut()) {
-                noted.synced = raw_ref.and_then(|r| k.employees.find(r));
-                if let Some((at, stored)) = noted.synced {
+                let found = raw_ref.and_then(|r| k.employees.find(r));
+                noted.synced = found.map(|f| (f.at, f.digest));
+                if let Some(SyncedRow {
+                    at,
+                    digest: stored,
+                    salt,
+                }) = found
+                {
                     let first = order.firsts.synced_is_new(at);
                     // A row whose employer is not in the file has no digest.
                     if (stored != 0 && first) || k.digest_all {
-                        let salt = field(EMPLOYER_REF)
-                            .and_then(|r| employers.position(r))
-                            .map(|e| employers.salt_at(e));
-                        noted.digest = salt.map(|s| d.digest(rec, s));
+                        let salt = salt.or_else(|| {
+                            field(EMPLOYER_REF)
+                                .and_then(|r| employers.position(r))
+                                .map(|e| employers.salt_at(e))
+                        });
+                        noted.digest = salt.map(|s| (d.digest(rec, s), s));
                     }
-                    if first && stored != 0 && noted.digest == Some(stored) {
+                    if first && stored != 0 && noted.digest.map(|(d, _)| d) == Some(stored) {
                         order.firsts.unchanged(at, loc.line);
                         sink(Streamed::Unchanged(at));
                         continue;
@@ -328,10 +353,14 @@ fn check_row<T>(
             record.synced = synced.map(|(at, _)| at);
             if let (Some(k), Some(_)) = (known, synced) {
                 if k.digest_all {
-                    record.digest = noted.digest.unwrap_or_else(|| {
-                        let salt = employers.salt_at(record.employer);
-                        RowDigester::new(k.seed, header).digest(rec, salt)
-                    });
+                    // The digest recorded is under the row's own employer:
+                    // one the reader took from the state's, for a row that
+                    // moved employer, is computed again.
+                    let salt = employers.salt_at(record.employer);
+                    record.digest = match noted.digest {
+                        Some((d, s)) if s == salt => d,
+                        _ => RowDigester::new(k.seed, header).digest(rec, salt),
+                    };
                 }
             }
             Checked::Valid(make(record))
@@ -918,16 +947,22 @@ mod tests {
         assert_eq!(lines, [(2, Rule::Email), (3, Rule::DuplicateKey)]);
     }
 
-    /// Synced employees for the reader, from (ref, stored digest) pairs.
-    struct State(Vec<(String, u64)>);
+    /// Synced employees for the reader, from (ref, stored digest) pairs,
+    /// all under the employer whose salt is given (if the state numbered
+    /// it).
+    struct State(Vec<(String, u64)>, Option<u64>);
 
     impl Synced for State {
         fn count(&self) -> usize {
             self.0.len()
         }
-        fn find(&self, key: &str) -> Option<(u32, u64)> {
+        fn find(&self, key: &str) -> Option<SyncedRow> {
             let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
-            Some((at as u32, self.0[at].1))
+            Some(SyncedRow {
+                at: at as u32,
+                digest: self.0[at].1,
+                salt: self.1,
+            })
         }
     }
 
@@ -1006,7 +1041,7 @@ mod tests {
             .step_by(2)
             .map(|i| (format!("E{i:04}"), 0))
             .collect();
-        let state = State(synced.clone());
+        let state = State(synced.clone(), None);
         let known = Known {
             employees: &state,
             seed: 9,
@@ -1021,8 +1056,12 @@ mod tests {
                 }
             }
         }
-        let state = State(synced);
-        for digest_all in [false, true] {
+        // The salt found by the state's number or by the row's ref: the
+        // same digests, so the same rows taken as unchanged.
+        let salt = employers.salt_at(employers.position("A").unwrap());
+        let mut by_ref_or_number = Vec::new();
+        for (digest_all, salt) in [(false, None), (true, None), (false, Some(salt))] {
+            let state = State(synced.clone(), salt);
             let known = Known {
                 employees: &state,
                 seed: 9,
@@ -1032,6 +1071,9 @@ mod tests {
                 .iter()
                 .map(|&t| read_on(t, f.path(), &employers, Some(known)))
                 .collect();
+            if !digest_all {
+                by_ref_or_number.push(warm[0].clone());
+            }
             assert!(!warm[0].1.is_empty());
             assert!(warm[0].0.len() < cold[0].0.len());
             assert_eq!(warm[0], warm[1]);
@@ -1040,6 +1082,24 @@ mod tests {
             // an unchanged row is still a duplicate.
             assert_eq!(warm[0].2, cold[0].2);
             assert_eq!(warm[0].3, cold[0].3);
+        }
+        assert_eq!(by_ref_or_number[0], by_ref_or_number[1]);
+        // The state has them under another employer (rows that moved):
+        // none is taken as unchanged, and the digests recorded are still
+        // under the row's own employer.
+        let state = State(synced.clone(), Some(salt ^ 1));
+        for digest_all in [false, true] {
+            let known = Known {
+                employees: &state,
+                seed: 9,
+                digest_all,
+            };
+            let moved = read_on(1, f.path(), &employers, Some(known));
+            assert!(moved.1.is_empty());
+            assert_eq!(moved.0.len(), cold[0].0.len());
+            if digest_all {
+                assert_eq!(moved.0, digested.0);
+            }
         }
     }
 }

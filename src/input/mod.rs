@@ -25,7 +25,7 @@ mod row;
 pub use digest::ROW_DIGEST_VERSION;
 pub use employees::{
     read_employee_rows, read_employees, read_employees_as_of, EmployeeRecord, EmployeesSummary,
-    Known, Streamed, Synced,
+    Known, Streamed, Synced, SyncedRow,
 };
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};

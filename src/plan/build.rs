@@ -83,17 +83,26 @@ struct SyncedEmployees<'s> {
     /// The position after the last one found: where the next row's
     /// employee is, in an export in the state's (ref) order.
     next: std::sync::atomic::AtomicU32,
+    /// The row-digest salt of each of the state's employers, by number
+    /// (`EmployeeSnap::employer_no`); `None` for one the employers file
+    /// does not have.
+    salts: Vec<Option<u64>>,
 }
 
 impl input::Synced for SyncedEmployees<'_> {
     fn count(&self) -> usize {
         self.table.len()
     }
-    fn find(&self, key: &str) -> Option<(u32, u64)> {
+    fn find(&self, key: &str) -> Option<input::SyncedRow> {
         use std::sync::atomic::Ordering::Relaxed;
         let at = self.table.position_after(key, self.next.load(Relaxed))?;
         self.next.store(at + 1, Relaxed);
-        Some((at, self.table.at(at).1.row_digest))
+        let row = self.table.at(at).1;
+        Some(input::SyncedRow {
+            at,
+            digest: row.row_digest,
+            salt: self.salts.get(row.employer_no as usize).copied().flatten(),
+        })
     }
 }
 
@@ -166,6 +175,15 @@ fn read_and_plan<'p>(
     let synced = SyncedEmployees {
         table: &snap.employees,
         next: 0.into(),
+        salts: snap
+            .employer_numbers
+            .iter()
+            .map(|r| {
+                employers
+                    .position(r.as_str())
+                    .map(|at| employers.salt_at(at))
+            })
+            .collect(),
     };
     let known = input::Known {
         employees: &synced,

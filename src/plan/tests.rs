@@ -145,6 +145,7 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
             e.employee_ref.clone(),
             EmployeeSnap {
                 employer_ref: e.employer_ref.clone(),
+                employer_no: EmployeeSnap::UNNUMBERED,
                 kota_id: "ee_1".into(),
                 fp: fingerprint::employee(7, e),
                 offboarded: false,

@@ -299,9 +299,9 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     let mut whole = Vec::new();
     while let Some(r) = rows.next()? {
         let raw = r.get_ref(0)?.as_str()?;
-        let (Ok(key), Some(er)) = (
+        let (Ok(key), Some((er, employer_no))) = (
             EmployeeRef::parse(raw),
-            employer_refs.get(r.get_ref(1)?.as_str()?),
+            employer_refs.numbered(r.get_ref(1)?.as_str()?),
         ) else {
             continue;
         };
@@ -323,6 +323,7 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
         }
         let row = EmployeeSnap {
             employer_ref: er,
+            employer_no,
             kota_id,
             fp,
             offboarded,
@@ -338,6 +339,7 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     // (The merge needs the rows in ref order, as the scan gives them.)
     let one_by_one = whole.len() * 8 < snap.employees.len() || !snap.employees.is_ordered();
     load_memberships(conn, &mut snap.employees, &whole, one_by_one)?;
+    snap.employer_numbers = employer_refs.by_number;
     Ok(snap)
 }
 
@@ -475,6 +477,7 @@ pub fn fetch_employees(
         memberships_of(&mut mst, ee, &mut names, &mut memberships)?;
         out.push(Some(EmployeeSnap {
             employer_ref,
+            employer_no: EmployeeSnap::UNNUMBERED,
             kota_id: Box::default(),
             fp,
             offboarded,
@@ -618,28 +621,41 @@ fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
 /// rather than holding a new string. Keys are inline (`compact_str`), so a
 /// million random lookups read no scattered heap copy of the key (probing
 /// the employers map itself was a seventh of loading a million employees).
-struct EmployerRefs(FxHashMap<compact_str::CompactString, EmployerRef>);
+/// Each ref also gets a number, its position in `by_number`
+/// ([`EmployeeSnap::employer_no`]).
+struct EmployerRefs {
+    by_text: FxHashMap<compact_str::CompactString, (EmployerRef, u32)>,
+    by_number: Vec<EmployerRef>,
+}
 
 impl EmployerRefs {
     fn new<V>(employers: &FxHashMap<EmployerRef, V>) -> EmployerRefs {
-        EmployerRefs(
-            employers
-                .keys()
-                .map(|k| (k.as_str().into(), k.clone()))
-                .collect(),
-        )
+        let by_number: Vec<EmployerRef> = employers.keys().cloned().collect();
+        let by_text = by_number
+            .iter()
+            .enumerate()
+            .map(|(no, k)| (k.as_str().into(), (k.clone(), no as u32)))
+            .collect();
+        EmployerRefs { by_text, by_number }
     }
 
     /// The shared ref, or a fresh one (kept for the next employee) for an
     /// employer the state no longer lists; `None` if it is not a valid ref.
     fn get(&mut self, raw: &str) -> Option<EmployerRef> {
-        if let Some(k) = self.0.get(raw) {
-            return Some(k.clone());
+        self.numbered(raw).map(|(k, _)| k)
+    }
+
+    /// [`EmployerRefs::get`], with the ref's number.
+    fn numbered(&mut self, raw: &str) -> Option<(EmployerRef, u32)> {
+        if let Some((k, no)) = self.by_text.get(raw) {
+            return Some((k.clone(), *no));
         }
         let k = EmployerRef::parse(raw).ok()?;
         k.pin();
-        self.0.insert(raw.into(), k.clone());
-        Some(k)
+        let no = self.by_number.len() as u32;
+        self.by_number.push(k.clone());
+        self.by_text.insert(raw.into(), (k.clone(), no));
+        Some((k, no))
     }
 }
 

@@ -84,9 +84,11 @@ struct SyncedEmployees<'s> {
     /// employee is, in an export in the state's (ref) order.
     next: std::sync::atomic::AtomicU32,
     /// The row-digest salt of each of the state's employers, by number
-    /// (`EmployeeSnap::employer_no`); `None` for one the employers file
-    /// does not have.
-    salts: Vec<Option<u64>>,
+    /// (`EmployeeSnap::employer_no`); 0 for one the employers file does
+    /// not have, and for a salt that happens to be 0: the reader then
+    /// finds the salt by the row's ref. (Plain words, not `Option`s: half
+    /// the size, so that a million random reads stay in the core's cache.)
+    salts: Vec<u64>,
 }
 
 impl input::Synced for SyncedEmployees<'_> {
@@ -101,7 +103,11 @@ impl input::Synced for SyncedEmployees<'_> {
         Some(input::SyncedRow {
             at,
             digest: row.row_digest,
-            salt: self.salts.get(row.employer_no as usize).copied().flatten(),
+            salt: self
+                .salts
+                .get(row.employer_no as usize)
+                .copied()
+                .filter(|&s| s != 0),
         })
     }
 }
@@ -181,7 +187,7 @@ fn read_and_plan<'p>(
             .map(|r| {
                 employers
                     .position(r.as_str())
-                    .map(|at| employers.salt_at(at))
+                    .map_or(0, |at| employers.salt_at(at))
             })
             .collect(),
     };

@@ -174,14 +174,21 @@ pub enum Streamed<T> {
 /// What the reading thread notes of a row it hands to a checking thread.
 struct Noted {
     loc: Located,
-    /// The synced employee its employee_ref (as written, trimmed) names,
-    /// and that employee's recorded row digest.
-    synced: Option<(u32, u64)>,
-    /// The row's digest, if the reader computed it, and the salt it was
-    /// computed with (the state's employer's, which may not be the row's).
-    digest: Option<(u64, u64)>,
+    /// The position of the synced employee its employee_ref (as written,
+    /// trimmed) names.
+    synced: Option<u32>,
+    /// The row's digest, if the reader computed it.
+    digest: Option<Salted>,
     /// Whether the row is the first with its ref.
     occurrence: Occurrence,
+}
+
+/// A row's digest and the salt it was computed with: the state's
+/// employer's, which is not the row's own for a row that moved.
+#[derive(Clone, Copy)]
+struct Salted {
+    digest: u64,
+    salt: u64,
 }
 
 /// A row as a checking thread leaves it, for the file-order pass.
@@ -265,7 +272,7 @@ fn read_rows_checked_on<T: Send>(
             // computed, serves the full check too.
             if let (Some(k), Some(d)) = (known, digester.as_mut()) {
                 let found = raw_ref.and_then(|r| k.employees.find(r));
-                noted.synced = found.map(|f| (f.at, f.digest));
+                noted.synced = found.map(|f| f.at);
                 if let Some(SyncedRow {
                     at,
                     digest: stored,
@@ -280,9 +287,12 @@ fn read_rows_checked_on<T: Send>(
                                 .and_then(|r| employers.position(r))
                                 .map(|e| employers.salt_at(e))
                         });
-                        noted.digest = salt.map(|s| (d.digest(rec, s), s));
+                        noted.digest = salt.map(|salt| Salted {
+                            digest: d.digest(rec, salt),
+                            salt,
+                        });
                     }
-                    if first && stored != 0 && noted.digest.map(|(d, _)| d) == Some(stored) {
+                    if first && stored != 0 && noted.digest.map(|s| s.digest) == Some(stored) {
                         order.firsts.unchanged(at, loc.line);
                         sink(Streamed::Unchanged(at));
                         continue;
@@ -293,8 +303,7 @@ fn read_rows_checked_on<T: Send>(
             // the duplicate check (noted now, while the row is at hand).
             if let Some(r) = raw_ref.filter(|r| EmployeeRef::check(r).is_ok()) {
                 if fits_header(rec, &header, &loc) {
-                    let at = noted.synced.map(|(at, _)| at);
-                    noted.occurrence = order.firsts.note(r, at, loc.line);
+                    noted.occurrence = order.firsts.note(r, noted.synced, loc.line);
                 }
             }
             feed.push(noted, &mut |n, c| {
@@ -349,16 +358,15 @@ fn check_row<T>(
         (false, Some(mut record)) => {
             // The reader looked the ref up as written; a valid ref is that
             // text.
-            let synced = noted.synced;
-            record.synced = synced.map(|(at, _)| at);
-            if let (Some(k), Some(_)) = (known, synced) {
+            record.synced = noted.synced;
+            if let (Some(k), Some(_)) = (known, noted.synced) {
                 if k.digest_all {
                     // The digest recorded is under the row's own employer:
                     // one the reader took from the state's, for a row that
                     // moved employer, is computed again.
                     let salt = employers.salt_at(record.employer);
                     record.digest = match noted.digest {
-                        Some((d, s)) if s == salt => d,
+                        Some(s) if s.salt == salt => s.digest,
                         _ => RowDigester::new(k.seed, header).digest(rec, salt),
                     };
                 }

@@ -624,7 +624,11 @@ fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
 /// Each ref also gets a number, its position in `by_number`
 /// ([`EmployeeSnap::employer_no`]).
 struct EmployerRefs {
+    /// Each ref and its number by text. The ref is kept beside the number,
+    /// though `by_number` has it, so that a lookup reads one place: a table
+    /// of numbers alone made the load slower (BENCHMARKS.md, session 7).
     by_text: FxHashMap<compact_str::CompactString, (EmployerRef, u32)>,
+    /// The refs by number: the snapshot's `employer_numbers`.
     by_number: Vec<EmployerRef>,
 }
 

@@ -10,7 +10,7 @@ use super::planner::{Finding, Keep, PlanContext, PlanRow, Planner, RowNeeds};
 use super::Operation;
 use crate::input::{self, InputError, InputWarning, Rejection};
 use crate::model::{Employee, EmployeeRef, Employer};
-use crate::state::{EmployeeSnap, EmployeeTable, Snapshot, StateError};
+use crate::state::{EmployeeSnap, EmployeeTable, Snapshot, StateError, Summarised};
 
 /// Why a plan could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum BuildError {
 /// Where the whole rows of a planning snapshot's summarised employees come
 /// from, in the order asked: asked for at once, collected later
 /// (`state::Store::fetch_employees_later`).
-pub type Fetch<'f> = &'f (dyn Fn(Vec<EmployeeRef>) -> Pending + Sync);
+pub type Fetch<'f> = &'f (dyn Fn(Vec<Summarised>) -> Pending + Sync);
 
 /// Whole state rows asked for and not yet collected.
 pub type Pending = Box<dyn FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send>;
@@ -140,17 +140,24 @@ impl Batch {
     /// Ask for the whole state rows of the summarised employees among the
     /// rows (`fetch` panics if there are some and no way to fetch them).
     fn ask(&mut self, snap: &Snapshot, fetch: Option<Fetch<'_>>) {
-        let at: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| {
-                let r = &self.rows[i].1;
-                r.synced.is_some_and(|p| snap.employees.at(p).1.partial)
-            })
-            .collect();
+        let mut at = Vec::new();
+        let mut wanted = Vec::new();
+        for (i, (_, r)) in self.rows.iter().enumerate() {
+            let Some(summary) = r.synced.map(|p| snap.employees.at(p).1) else {
+                continue;
+            };
+            if summary.partial {
+                at.push(i);
+                wanted.push(Summarised {
+                    employee: r.employee_ref.clone(),
+                    employer: snap.employer_of(summary).clone(),
+                    employer_no: summary.employer_no,
+                });
+            }
+        }
         if !at.is_empty() {
             let fetch = fetch.expect("a snapshot with summarised employees needs a fetch");
-            let wanted = at.iter().map(|&i| self.rows[i].1.employee_ref.clone());
-            let pending = fetch(wanted.collect());
-            self.fetched = Some((at, pending));
+            self.fetched = Some((at, fetch(wanted)));
         }
     }
 }

@@ -549,13 +549,13 @@ impl<'a> Planner<'a> {
                 }));
             }
             Some(old) => {
-                if &old.employer_ref != er {
+                let was = snap.employer_of(old);
+                if was != er {
                     self.body.findings.push(Finding {
                         kind: FindingKind::ImmutableChange,
                         subject: r.employee_ref.to_string(),
                         message: format!(
-                            "moved from employer {} to {er}; Kota cannot move an employee between employers: offboard and re-hire under a new employee_ref",
-                            old.employer_ref
+                            "moved from employer {was} to {er}; Kota cannot move an employee between employers: offboard and re-hire under a new employee_ref"
                         ),
                     });
                     return;
@@ -765,7 +765,7 @@ impl<'a> Planner<'a> {
             .iter()
             .enumerate()
             .filter(|(i, (_, v))| !v.offboarded && !self.was_seen(*i))
-            .map(|(_, (k, v))| (k, &v.employer_ref))
+            .map(|(_, (k, v))| (k, self.snap.employer_of(v)))
             .collect();
         missing.sort();
         if missing.is_empty() {
@@ -775,7 +775,7 @@ impl<'a> Planner<'a> {
         // an employer's synced, active employees in one run.
         let mut active: HashMap<&EmployerRef, u64> = HashMap::new();
         for v in self.snap.employees.values().filter(|v| !v.offboarded) {
-            *active.entry(&v.employer_ref).or_default() += 1;
+            *active.entry(self.snap.employer_of(v)).or_default() += 1;
         }
         let mut missing_per: HashMap<&EmployerRef, u64> = HashMap::new();
         for (_, er) in &missing {

@@ -141,11 +141,11 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
         }
     }
     for e in employees {
+        let employer_no = s.employer_number(&e.employer_ref);
         s.employees.insert(
             e.employee_ref.clone(),
             EmployeeSnap {
-                employer_ref: e.employer_ref.clone(),
-                employer_no: EmployeeSnap::UNNUMBERED,
+                employer_no,
                 kota_id: "ee_1".into(),
                 fp: fingerprint::employee(7, e),
                 offboarded: false,

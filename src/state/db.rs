@@ -299,9 +299,9 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     let mut whole = Vec::new();
     while let Some(r) = rows.next()? {
         let raw = r.get_ref(0)?.as_str()?;
-        let (Ok(key), Some((er, employer_no))) = (
+        let (Ok(key), Some(employer_no)) = (
             EmployeeRef::parse(raw),
-            employer_refs.numbered(r.get_ref(1)?.as_str()?),
+            employer_refs.number(r.get_ref(1)?.as_str()?),
         ) else {
             continue;
         };
@@ -322,7 +322,6 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             whole.push(snap.employees.len() as u32);
         }
         let row = EmployeeSnap {
-            employer_ref: er,
             employer_no,
             kota_id,
             fp,
@@ -439,45 +438,51 @@ pub fn kota_ids(
     Ok(out)
 }
 
-/// The whole state rows of `refs` (Kota ids left out), in order; `None`
-/// for a ref the state does not hold. For the employees a planning
-/// snapshot summarised ([`Detail::Planning`]) whose rows turned out
-/// changed. Run in the read transaction the snapshot was loaded in, so
-/// the rows are the snapshot's.
+/// A summarised employee of a planning snapshot whose whole state row is
+/// wanted ([`fetch_employees`]), as the snapshot has it.
+#[derive(Debug, Clone)]
+pub struct Summarised {
+    pub employee: EmployeeRef,
+    /// Its employer's ref, which the row must still name.
+    pub employer: EmployerRef,
+    /// Its employer's number in the snapshot, given to the whole row.
+    pub employer_no: u32,
+}
+
+/// The whole state rows of `wanted` (Kota ids left out), in order; `None`
+/// for an employee the state does not hold under the employer the snapshot
+/// said. For the employees a planning snapshot summarised
+/// ([`Detail::Planning`]) whose rows turned out changed. Run in the read
+/// transaction the snapshot was loaded in, so the rows are the snapshot's.
 pub fn fetch_employees(
     conn: &Connection,
-    refs: &[EmployeeRef],
+    wanted: &[Summarised],
 ) -> rusqlite::Result<Vec<Option<EmployeeSnap>>> {
     let mut est = conn.prepare_cached(
         "SELECT employer_ref, fp, offboarded, row_digest FROM employees WHERE employee_ref = ?1",
     )?;
     let mut mst = conn.prepare_cached(MEMBERSHIPS_OF)?;
     let mut names = GroupNames::default();
-    let mut out = Vec::with_capacity(refs.len());
-    for ee in refs {
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
         let row = est
-            .query_row([ee.as_str()], |r| {
+            .query_row([w.employee.as_str()], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get_ref(0)?.as_str()? == w.employer.as_str(),
                     Sections::from_blob(r.get_ref(1)?.as_blob()?),
                     r.get::<_, bool>(2)?,
                     r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64),
                 ))
             })
             .optional()?;
-        let Some((er, fp, offboarded, row_digest)) = row else {
-            out.push(None);
-            continue;
-        };
-        let Ok(employer_ref) = EmployerRef::parse(&er) else {
+        let Some((true, fp, offboarded, row_digest)) = row else {
             out.push(None);
             continue;
         };
         let mut memberships = Vec::new();
-        memberships_of(&mut mst, ee, &mut names, &mut memberships)?;
+        memberships_of(&mut mst, &w.employee, &mut names, &mut memberships)?;
         out.push(Some(EmployeeSnap {
-            employer_ref,
-            employer_no: EmployeeSnap::UNNUMBERED,
+            employer_no: w.employer_no,
             kota_id: Box::default(),
             fp,
             offboarded,
@@ -616,18 +621,16 @@ fn count_rows(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
     .map(|n| usize::try_from(n).unwrap_or(0))
 }
 
-/// The snapshot's own copies of the employer refs, found by the text of
-/// an employee row's employer ref: each employee shares its employer's ref
-/// rather than holding a new string. Keys are inline (`compact_str`), so a
+/// The employers' numbers ([`EmployeeSnap::employer_no`]), found by the
+/// text of a row's employer ref, and their shared refs by number (the
+/// snapshot's `employer_numbers`). Keys are inline (`compact_str`), so a
 /// million random lookups read no scattered heap copy of the key (probing
-/// the employers map itself was a seventh of loading a million employees).
-/// Each ref also gets a number, its position in `by_number`
-/// ([`EmployeeSnap::employer_no`]).
+/// the employers map itself was a seventh of loading a million employees),
+/// and an employee row takes only the number: a shared ref's clone
+/// touches a count beside its text, one more cache miss per row.
 struct EmployerRefs {
-    /// Each ref and its number by text. The ref is kept beside the number,
-    /// though `by_number` has it, so that a lookup reads one place: a table
-    /// of numbers alone made the load slower (BENCHMARKS.md, session 7).
-    by_text: FxHashMap<compact_str::CompactString, (EmployerRef, u32)>,
+    /// Each ref's number by its text.
+    by_text: FxHashMap<compact_str::CompactString, u32>,
     /// The refs by number: the snapshot's `employer_numbers`.
     by_number: Vec<EmployerRef>,
 }
@@ -638,28 +641,30 @@ impl EmployerRefs {
         let by_text = by_number
             .iter()
             .enumerate()
-            .map(|(no, k)| (k.as_str().into(), (k.clone(), no as u32)))
+            .map(|(no, k)| (k.as_str().into(), no as u32))
             .collect();
         EmployerRefs { by_text, by_number }
     }
 
-    /// The shared ref, or a fresh one (kept for the next employee) for an
+    /// The shared ref, or a fresh one (kept for the next row) for an
     /// employer the state no longer lists; `None` if it is not a valid ref.
     fn get(&mut self, raw: &str) -> Option<EmployerRef> {
-        self.numbered(raw).map(|(k, _)| k)
+        let no = self.number(raw)?;
+        Some(self.by_number[no as usize].clone())
     }
 
-    /// [`EmployerRefs::get`], with the ref's number.
-    fn numbered(&mut self, raw: &str) -> Option<(EmployerRef, u32)> {
-        if let Some((k, no)) = self.by_text.get(raw) {
-            return Some((k.clone(), *no));
+    /// The ref's number, a new one for an employer the state no longer
+    /// lists; `None` if it is not a valid ref.
+    fn number(&mut self, raw: &str) -> Option<u32> {
+        if let Some(no) = self.by_text.get(raw) {
+            return Some(*no);
         }
         let k = EmployerRef::parse(raw).ok()?;
         k.pin();
         let no = self.by_number.len() as u32;
-        self.by_number.push(k.clone());
-        self.by_text.insert(raw.into(), (k.clone(), no));
-        Some((k, no))
+        self.by_number.push(k);
+        self.by_text.insert(raw.into(), no);
+        Some(no)
     }
 }
 
@@ -1185,6 +1190,53 @@ mod tests {
     /// effect on the employee or a membership of theirs takes it away, an
     /// effect on someone else does not, and a digest planned against an
     /// older state is not recorded at all.
+    /// Employees name their employers by number, the same number for the
+    /// same employer, including one the employers table lacks; a summarised
+    /// employee's whole row comes with the number the snapshot gave it, and
+    /// not at all if the state has it under another employer.
+    #[test]
+    fn employees_name_their_employers_by_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO employers(employer_ref, kota_id, fp) VALUES
+                ('ER1', 'er_1', x''), ('ER2', 'er_2', x'');
+             INSERT INTO employees(employee_ref, employer_ref, kota_id, fp, row_digest) VALUES
+                ('E1', 'ER1', 'ee_1', x'', 5), ('E2', 'ER2', 'ee_2', x'', NULL),
+                ('E3', 'ER1', 'ee_3', x'', 7), ('E4', 'GONE', 'ee_4', x'', 8);
+             INSERT INTO memberships(employee_ref, group_name, status, reasons) VALUES
+                ('E1', 'A', 'added', NULL);",
+        )
+        .unwrap();
+        let snap = load_snapshot(&conn, Detail::Planning).unwrap();
+        let employer = |e: &str| snap.employer_of(&snap.employees[e]).as_str();
+        assert_eq!(
+            ["E1", "E2", "E3", "E4"].map(employer),
+            ["ER1", "ER2", "ER1", "GONE"]
+        );
+        assert_eq!(
+            snap.employees["E1"].employer_no,
+            snap.employees["E3"].employer_no
+        );
+        assert_eq!(snap.employer_numbers.len(), 3, "each employer numbered once");
+
+        let e1 = &snap.employees["E1"];
+        assert!(e1.partial);
+        let wanted = |employer: &str| Summarised {
+            employee: EmployeeRef::parse("E1").unwrap(),
+            employer: EmployerRef::parse(employer).unwrap(),
+            employer_no: e1.employer_no,
+        };
+        let rows = fetch_employees(&conn, &[wanted("ER1")]).unwrap();
+        let whole = rows[0].as_ref().expect("E1 is under ER1");
+        assert_eq!(whole.employer_no, e1.employer_no);
+        assert_eq!(whole.row_digest, 5);
+        assert_eq!(whole.memberships.len(), 1);
+        assert!(!whole.partial);
+        let moved = fetch_employees(&conn, &[wanted("ER2")]).unwrap();
+        assert!(moved[0].is_none(), "E1 is not under ER2");
+    }
+
     #[test]
     fn effects_on_an_employee_clear_its_row_digest() {
         let dir = tempfile::tempdir().unwrap();

@@ -19,9 +19,9 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction};
 
-use crate::model::EmployeeRef;
 use tokio::sync::oneshot;
 
+pub use db::Summarised;
 pub use effect::{Effect, JournalStatus};
 pub use snapshot::{
     ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Ineligibility, MembershipState,
@@ -246,31 +246,32 @@ impl Store {
     }
 
     /// The whole rows of summarised employees of the snapshot, in the
-    /// order of `refs` (an error if the state lacks one: it cannot, in the
-    /// snapshot's transaction or under the run lock), queued now on the
-    /// store thread and waited for when the returned function is called: a
-    /// reader asks for a batch's rows as it sends the batch, and the
-    /// planner collects them when it gets to it, so the lookups overlap the
-    /// reading.
+    /// order of `wanted` (an error if the state lacks one, or has it under
+    /// another employer: it cannot, in the snapshot's transaction or under
+    /// the run lock), queued now on the store thread and waited for when
+    /// the returned function is called: a reader asks for a batch's rows as
+    /// it sends the batch, and the planner collects them when it gets to
+    /// it, so the lookups overlap the reading.
     pub fn fetch_employees_later(
         &self,
-        refs: Vec<EmployeeRef>,
+        wanted: Vec<db::Summarised>,
     ) -> impl FnOnce() -> Result<Vec<EmployeeSnap>, StateError> + Send + 'static {
         let path = self.path.display().to_string();
         let pending = self.submit(move |c| {
-            let rows = db::fetch_employees(c, &refs)?;
-            Ok((refs, rows))
+            let rows = db::fetch_employees(c, &wanted)?;
+            Ok((wanted, rows))
         });
         move || {
-            let (refs, rows) = pending.blocking_recv().map_err(|_| StateError::Stopped)??;
+            let (wanted, rows) = pending.blocking_recv().map_err(|_| StateError::Stopped)??;
             rows.into_iter()
-                .zip(refs)
-                .map(|(row, ee)| {
+                .zip(wanted)
+                .map(|(row, w)| {
                     row.ok_or_else(|| {
                         StateError::Corrupt(
                             path.clone(),
                             format!(
-                                "employee {ee} left the state while it was being planned against"
+                                "employee {} left employer {} in the state while it was being planned against",
+                                w.employee, w.employer
                             ),
                         )
                     })

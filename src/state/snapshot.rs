@@ -90,9 +90,10 @@ impl MembershipState {
 /// plan's memory: every field is as small as it can be.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmployeeSnap {
-    pub employer_ref: EmployerRef,
-    /// Its employer's number, a position in [`Snapshot::employer_numbers`]
-    /// ([`EmployeeSnap::UNNUMBERED`] for a row read on its own): the reader
+    /// Its employer, by number: a position in [`Snapshot::employer_numbers`]
+    /// ([`Snapshot::employer_of`] gives the ref). A number, not a shared
+    /// ref: cloning the ref touched a count beside its text, a cache miss
+    /// per row that was a fifth of loading a million employees. The reader
     /// finds the employer's row-digest salt by it, an array read, where the
     /// ref's text cost a hash probe a row, a fifth of a warm read.
     pub employer_no: u32,
@@ -112,9 +113,6 @@ pub struct EmployeeSnap {
 }
 
 impl EmployeeSnap {
-    /// The `employer_no` of a row loaded without the others.
-    pub const UNNUMBERED: u32 = u32::MAX;
-
     pub fn membership(&self, g: &GroupName) -> Option<&MembershipState> {
         self.memberships
             .binary_search_by(|(n, _)| n.cmp(g))
@@ -324,14 +322,34 @@ pub struct Snapshot {
     pub employer_numbers: Vec<EmployerRef>,
 }
 
+impl Snapshot {
+    /// The ref of `e`'s employer.
+    pub fn employer_of(&self, e: &EmployeeSnap) -> &EmployerRef {
+        &self.employer_numbers[e.employer_no as usize]
+    }
+
+    /// `er`'s number in [`Snapshot::employer_numbers`], given one if it has
+    /// none. (A linear search: for snapshots built a few rows at a time;
+    /// the state load numbers its employers through a map.)
+    pub fn employer_number(&mut self, er: &EmployerRef) -> u32 {
+        let no = match self.employer_numbers.iter().position(|k| k == er) {
+            Some(no) => no,
+            None => {
+                self.employer_numbers.push(er.clone());
+                self.employer_numbers.len() - 1
+            }
+        };
+        no as u32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(digest: u64) -> EmployeeSnap {
         EmployeeSnap {
-            employer_ref: EmployerRef::parse("ER1").unwrap(),
-            employer_no: EmployeeSnap::UNNUMBERED,
+            employer_no: 0,
             kota_id: Box::default(),
             fp: Sections::default(),
             offboarded: false,

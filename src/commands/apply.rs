@@ -204,8 +204,11 @@ async fn locked(
     // The state loads while employers.csv is read beside it.
     let s = store.clone();
     let ers_path = inputs.employers.clone();
+    // (apply's store checked the state as it opened it: the verdict is in.)
     let (snap, ers) = tokio::task::spawn_blocking(move || {
-        s.snapshot_beside(db::Detail::Nightly, || plan::read_employers(&ers_path))
+        let (snap, ers, verdict) =
+            s.snapshot_beside(db::Detail::Nightly, || plan::read_employers(&ers_path));
+        (verdict.wait().and(snap), ers)
     })
     .await
     .map_err(|e| AppError::Output(e.to_string()))?;

@@ -20,10 +20,15 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
     // The state loads on the store thread while employers.csv is read (and
     // then the state checked) on another: neither needs the other, and on a
     // million-employee state both take a while.
-    let (snap, employers) = store.snapshot_beside(db::Detail::Planning, || {
+    let (snap, employers, verdict) = store.snapshot_beside(db::Detail::Planning, || {
         plan::read_employers(&inputs.employers)
     });
-    let (snap, employers) = (snap?, employers?);
+    let snap = snap?;
+    let employers = match employers {
+        Ok(employers) => employers,
+        // A damaged state is the first thing to fix.
+        Err(e) => return Err(verdict.wait().map_or_else(Into::into, |()| e.into())),
+    };
     tracing::debug!(
         "state loaded in {:.2?}: {} employees (rss {})",
         started.elapsed(),
@@ -44,7 +49,11 @@ pub fn run(args: PlanArgs) -> Result<u8, AppError> {
         } else {
             Keep::Nothing
         },
-    )?;
+    );
+    // The integrity check ran beside the planning: its verdict comes
+    // before the plan, or the plan's error, is used.
+    verdict.wait()?;
+    let plan = plan?;
     store.close();
     // Freeing a million-employee snapshot entry by entry took half a
     // second, and the process ends as soon as the report is written: let

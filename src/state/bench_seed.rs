@@ -308,10 +308,9 @@ mod tests {
                 without.employees.get_mut(k).unwrap().row_digest = 0;
                 with.employees.get_mut(k).unwrap().row_digest = 0;
             }
-            let planning = store
-                .snapshot_beside(db::Detail::Planning, || ())
-                .0
-                .unwrap();
+            let (planning, (), verdict) = store.snapshot_beside(db::Detail::Planning, || ());
+            verdict.wait().unwrap();
+            let planning = planning.unwrap();
             let summaries = planning.employees.values().filter(|e| e.partial).count();
             assert_eq!(summaries, refs.len() - whole);
             for (ers, ees) in [

@@ -92,6 +92,37 @@ pub struct Store {
     check_deferred: bool,
 }
 
+/// The verdict of the state's integrity check ([`Store::open_for_planning`]
+/// defers it), possibly still being reached.
+#[must_use = "a snapshot must not be used before the state's integrity check has passed"]
+pub struct Verdict(Option<std::thread::JoinHandle<Result<(), StateError>>>);
+
+impl Verdict {
+    /// Start checking the database at `path`, if any, on a thread of its
+    /// own (read-only, so it may run beside the store's reads). The thread
+    /// ends with the check; nothing stops it sooner, and the process does
+    /// not wait for it if the verdict is dropped unheard.
+    fn start(path: Option<std::path::PathBuf>) -> Verdict {
+        Verdict(path.map(|path| {
+            std::thread::Builder::new()
+                .name("state-check".into())
+                .spawn(move || db::quick_check(&path))
+                .expect("a thread for the state's integrity check")
+        }))
+    }
+
+    /// Wait for the check: its error, if the state is damaged.
+    pub fn wait(self) -> Result<(), StateError> {
+        match self.0 {
+            None => Ok(()),
+            Some(check) => match check.join() {
+                Ok(verdict) => verdict,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        }
+    }
+}
+
 /// How many queued writes may share one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -103,7 +134,8 @@ impl Store {
 
     /// Open for a command that reads the state and writes nothing of its
     /// own (`plan`): the integrity check runs beside the loading of
-    /// [`Store::snapshot_beside`], which waits for its verdict.
+    /// [`Store::snapshot_beside`] and the planning after it, and the
+    /// caller waits for its [`Verdict`] before using the plan.
     pub fn open_for_planning(path: &Path) -> Result<Store, StateError> {
         Store::open_with(path, db::Check::Deferred)
     }
@@ -190,15 +222,18 @@ impl Store {
 
     /// The whole state, remote ids included, as apply needs it.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
-        self.snapshot_beside(db::Detail::Whole, || ()).0
+        let (snap, (), verdict) = self.snapshot_beside(db::Detail::Whole, || ());
+        verdict.wait().and(snap)
     }
 
     /// The state with as much of each employee as `detail` says, with
-    /// `first` (reading employers.csv) run beside the load on the thread
-    /// that then runs the deferred integrity check, if any: `first` and the
-    /// check take turns on one core while the load has the other, instead
-    /// of three threads sharing two, and a failed check wins over the
-    /// snapshot.
+    /// `first` (reading employers.csv) run beside the load, and then the
+    /// deferred integrity check, if any, started on a thread of its own:
+    /// `first` has the other core while the load has one, and the check
+    /// then runs beside the load's end and the planning that follows.
+    /// Its [`Verdict`] must be waited for before the snapshot, or anything
+    /// made from it, is used; if the load fails, the verdict is waited for
+    /// here and a failed check wins over the load's error.
     ///
     /// With [`db::Detail::Planning`] (plan) or [`db::Detail::Nightly`]
     /// (apply), employees with a row digest come as summaries; planning
@@ -210,16 +245,15 @@ impl Store {
         &self,
         detail: db::Detail,
         first: impl FnOnce() -> T + Send,
-    ) -> (Result<Snapshot, StateError>, T) {
+    ) -> (Result<Snapshot, StateError>, T, Verdict) {
         let path = self.path.as_path();
         let check = self.check_deferred;
-        std::thread::scope(|scope| {
+        let (snap, first, verdict) = std::thread::scope(|scope| {
             let beside = std::thread::Builder::new()
                 .name("beside-load".into())
                 .spawn_scoped(scope, move || {
                     let first = first();
-                    let verdict = if check { db::quick_check(path) } else { Ok(()) };
-                    (first, verdict)
+                    (first, Verdict::start(check.then(|| path.to_path_buf())))
                 })
                 .expect("a thread beside the state load");
             // One read transaction: every table as of one moment. A
@@ -231,7 +265,9 @@ impl Store {
                     c.execute_batch("ROLLBACK")?;
                 }
                 c.execute_batch("BEGIN")?;
+                let started = std::time::Instant::now();
                 let snap = db::load_snapshot(c, detail);
+                tracing::debug!("state read in {:.2?}", started.elapsed());
                 if detail != db::Detail::Planning || snap.is_err() {
                     c.execute_batch("ROLLBACK")?;
                 }
@@ -241,8 +277,12 @@ impl Store {
                 Ok(r) => r,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            (verdict.and(snap), first)
-        })
+            (snap, first, verdict)
+        });
+        match snap {
+            Ok(snap) => (Ok(snap), first, verdict),
+            Err(e) => (verdict.wait().and(Err(e)), first, Verdict(None)),
+        }
     }
 
     /// The whole rows of summarised employees of the snapshot, in the

@@ -288,11 +288,18 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     // Employees in ref order (the table is clustered on it, so the order
     // is free), then their memberships (`load_memberships`). Employer refs
     // and group names are shared with the rest of the snapshot rather than
-    // copied per row.
-    let mut st = conn.prepare(
-        "SELECT employee_ref, employer_ref, kota_id, fp, offboarded, row_digest FROM employees
-         ORDER BY employee_ref",
-    )?;
+    // copied per row. A snapshot that summarises digested employees reads
+    // the summaries from their own index (schema v5), a quarter of the
+    // table's pages, and the other employees' remaining columns after
+    // (`load_whole_rows`).
+    let summarise = detail != Detail::Whole;
+    let mut st = conn.prepare(if summarise {
+        "SELECT employee_ref, employer_ref, offboarded, row_digest
+         FROM employees INDEXED BY employees_summary ORDER BY employee_ref"
+    } else {
+        "SELECT employee_ref, employer_ref, offboarded, row_digest, kota_id, fp
+         FROM employees ORDER BY employee_ref"
+    })?;
     let mut rows = st.query([])?;
     snap.employees.reserve(count_rows(conn, "employees")?);
     // Positions of the employees loaded whole: their memberships follow.
@@ -305,18 +312,17 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
         ) else {
             continue;
         };
-        let offboarded = r.get(4)?;
-        let row_digest = r.get::<_, Option<i64>>(5)?.map_or(0, |d| d as u64);
+        let offboarded = r.get(2)?;
+        let row_digest = r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64);
         // A planning snapshot leaves out what a digested employee's plan
         // only needs if the row changed: fetched then (`fetch_employees`).
-        let partial = detail != Detail::Whole && row_digest != 0;
-        let kota_id = match detail {
-            Detail::Whole | Detail::Nightly if !partial => r.get_ref(2)?.as_str()?.into(),
-            _ => Box::default(),
-        };
-        let fp = match partial {
-            true => Sections::default(),
-            false => Sections::from_blob(r.get_ref(3)?.as_blob()?),
+        let partial = summarise && row_digest != 0;
+        let (kota_id, fp) = match summarise {
+            true => Default::default(),
+            false => (
+                r.get_ref(4)?.as_str()?.into(),
+                Sections::from_blob(r.get_ref(5)?.as_blob()?),
+            ),
         };
         if !partial {
             whole.push(snap.employees.len() as u32);
@@ -337,9 +343,66 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     // few others up beats stepping through every membership.
     // (The merge needs the rows in ref order, as the scan gives them.)
     let one_by_one = whole.len() * 8 < snap.employees.len() || !snap.employees.is_ordered();
+    if summarise {
+        load_whole_rows(conn, &mut snap.employees, &whole, detail, one_by_one)?;
+    }
     load_memberships(conn, &mut snap.employees, &whole, one_by_one)?;
     snap.employer_numbers = employer_refs.by_number;
     Ok(snap)
+}
+
+/// The fingerprints (and, for [`Detail::Nightly`], the Kota ids) of the
+/// employees at `whole` (ascending positions), which a summarising scan
+/// left out: looked up one by one, or taken from one scan of the table's
+/// undigested rows in ref order.
+fn load_whole_rows(
+    conn: &Connection,
+    employees: &mut EmployeeTable,
+    whole: &[u32],
+    detail: Detail,
+    one_by_one: bool,
+) -> rusqlite::Result<()> {
+    let kota_ids = detail == Detail::Nightly;
+    let fill = |row: &mut EmployeeSnap, r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+        row.fp = Sections::from_blob(r.get_ref(1)?.as_blob()?);
+        if kota_ids {
+            row.kota_id = r.get_ref(0)?.as_str()?.into();
+        }
+        Ok(())
+    };
+    // Whole rows the scan did not give (none, in one transaction), or all
+    // of them: looked up one by one.
+    let mut missed = Vec::new();
+    if one_by_one {
+        missed.extend_from_slice(whole);
+    } else {
+        let mut st = conn.prepare(
+            "SELECT kota_id, fp, employee_ref FROM employees
+             WHERE coalesce(row_digest, 0) = 0 ORDER BY employee_ref",
+        )?;
+        let mut rows = st.query([])?;
+        let mut whole = whole.iter().copied().peekable();
+        while let Some(r) = rows.next()? {
+            let raw = r.get_ref(2)?.as_str()?;
+            while let Some(at) = whole.next_if(|&at| employees.at(at).0.as_str() < raw) {
+                missed.push(at);
+            }
+            // A row without its own whole position is one the summarising
+            // scan skipped (an invalid ref).
+            if let Some(at) = whole.next_if(|&at| employees.at(at).0.as_str() == raw) {
+                fill(employees.at_mut(at), r)?;
+            }
+        }
+        missed.extend(whole);
+    }
+    let mut st =
+        conn.prepare_cached("SELECT kota_id, fp FROM employees WHERE employee_ref = ?1")?;
+    for at in missed {
+        let mut rows = st.query([employees.at(at).0.as_str()])?;
+        let r = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        fill(employees.at_mut(at), r)?;
+    }
+    Ok(())
 }
 
 /// The memberships of one employee, by group name.
@@ -1190,6 +1253,77 @@ mod tests {
     /// effect on the employee or a membership of theirs takes it away, an
     /// effect on someone else does not, and a digest planned against an
     /// older state is not recorded at all.
+    /// A summarising snapshot reads digested employees from the summary
+    /// index and the others' fingerprints (and, nightly, Kota ids) after,
+    /// by one scan or by lookups alike: the same rows as a whole load.
+    #[test]
+    fn summarised_loads_fill_whole_rows_as_a_whole_load_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
+             INSERT INTO employees(employee_ref, employer_ref, kota_id, fp, offboarded, row_digest)
+             VALUES ('E1', 'ER1', 'ee_1', x'0100000000000000', 0, 5), ('E2', 'ER1', 'ee_2', x'0200000000000000', 1, NULL),
+                    ('E3', '', 'ee_3', x'0300000000000000', 0, NULL), ('E4', 'ER1', 'ee_4', x'0400000000000000', 0, 0),
+                    ('E5', 'ER1', 'ee_5', x'0500000000000000', 0, 9), ('E6', 'ER1', 'ee_6', x'0600000000000000', 0, NULL);",
+        )
+        .unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT employee_ref, employer_ref, offboarded, row_digest
+                 FROM employees INDEXED BY employees_summary ORDER BY employee_ref",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX employees_summary")),
+            "{plan:?}"
+        );
+        let all = load_snapshot(&conn, Detail::Whole).unwrap();
+        assert_eq!(all.employees.len(), 5, "E3's employer ref is invalid");
+        for detail in [Detail::Planning, Detail::Nightly] {
+            let loaded = load_snapshot(&conn, detail).unwrap();
+            let whole: Vec<u32> = (0..loaded.employees.len() as u32)
+                .filter(|&at| !loaded.employees.at(at).1.partial)
+                .collect();
+            let names: Vec<&str> = whole
+                .iter()
+                .map(|&at| loaded.employees.at(at).0.as_str())
+                .collect();
+            assert_eq!(names, ["E2", "E4", "E6"], "{detail:?}");
+            for one_by_one in [false, true] {
+                let mut employees = loaded.employees.clone();
+                for &at in &whole {
+                    let row = employees.at_mut(at);
+                    (row.fp, row.kota_id) = Default::default();
+                }
+                load_whole_rows(&conn, &mut employees, &whole, detail, one_by_one).unwrap();
+                for &at in &whole {
+                    let (k, row) = employees.at(at);
+                    let want = &all.employees[k.as_str()];
+                    assert_ne!(want.fp, Sections::default());
+                    assert_eq!(row.fp, want.fp, "{k}, {detail:?}, one by one: {one_by_one}");
+                    assert_eq!(row.offboarded, want.offboarded, "{k}");
+                    let kota_id = if detail == Detail::Nightly {
+                        &*want.kota_id
+                    } else {
+                        ""
+                    };
+                    assert_eq!(&*row.kota_id, kota_id, "{k}, {detail:?}");
+                }
+            }
+            for k in ["E1", "E5"] {
+                let row = &loaded.employees[k];
+                assert!(row.partial && row.fp == Sections::default() && row.kota_id.is_empty());
+                assert_eq!(row.row_digest, all.employees[k].row_digest);
+            }
+        }
+    }
+
     /// Employees name their employers by number, the same number for the
     /// same employer, including one the employers table lacks; a summarised
     /// employee's whole row comes with the number the snapshot gave it, and
@@ -1218,7 +1352,11 @@ mod tests {
             snap.employees["E1"].employer_no,
             snap.employees["E3"].employer_no
         );
-        assert_eq!(snap.employer_numbers.len(), 3, "each employer numbered once");
+        assert_eq!(
+            snap.employer_numbers.len(),
+            3,
+            "each employer numbered once"
+        );
 
         let e1 = &snap.employees["E1"];
         assert!(e1.partial);

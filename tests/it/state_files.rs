@@ -134,7 +134,10 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st, "--format", "json"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(user_version(&state), 4);
+    assert_eq!(
+        user_version(&state),
+        benefits_sync::state::schema::CURRENT_VERSION
+    );
     assert_eq!(
         dump(&state, &KEPT),
         before,
@@ -460,7 +463,10 @@ async fn a_damaged_state_is_refused_by_every_command() {
     let st = state.display().to_string();
     let out = run(d, &[], &["status", "--state", &st]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(user_version(&state), 4);
+    assert_eq!(
+        user_version(&state),
+        benefits_sync::state::schema::CURRENT_VERSION
+    );
     // Overwrite the employees table's page (a handful of rows: one page).
     let (root, page_size): (u64, u64) = {
         let c = rusqlite::Connection::open(&state).unwrap();

@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use csv::ByteRecord;
 
+use super::ahead::{self, Ahead};
 use super::digest::RowDigester;
 use super::first_rows::{FirstRows, Occurrence};
 use super::header::Header;
@@ -95,6 +96,9 @@ pub struct EmployeesSummary {
     /// Refs that appeared more than once although their first row was valid
     /// and already handed to the sink: the caller must drop those employees.
     pub duplicates: BTreeSet<EmployeeRef>,
+    /// Whether the rows after a line near the middle were read ahead on a
+    /// helper thread (`input::ahead`): it changes nothing but speed.
+    pub read_ahead: bool,
 }
 
 /// Read and validate employees.csv, handing each valid employee to `sink`.
@@ -128,8 +132,10 @@ pub fn read_employees_as_of(
 pub trait Synced {
     /// How many synced employees there are (positions are below this).
     fn count(&self) -> usize;
-    /// Synced employee `key`, if there is one.
-    fn find(&self, key: &str) -> Option<SyncedRow>;
+    /// Synced employee `key`, if there is one. `next` is the caller's
+    /// own guess of where it is, updated to where the next one is likely
+    /// to be (just after it, in an export in the state's order).
+    fn find(&self, key: &str, next: &mut u32) -> Option<SyncedRow>;
 }
 
 /// A synced employee as the reader finds it.
@@ -218,13 +224,73 @@ pub fn read_employee_rows<T: Send>(
     sink: impl FnMut(Streamed<T>),
 ) -> Result<EmployeesSummary, InputError> {
     let threads = parallel::threads();
-    read_rows_checked_on(threads, path, employers, today, known, make, sink)
+    read_rows_checked_on(
+        threads,
+        Split::Auto,
+        path,
+        employers,
+        today,
+        known,
+        make,
+        sink,
+    )
+}
+
+/// Whether to read the rows after a seam on a helper thread (`ahead`).
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    /// For a large file read against a state: rows the state vouches for
+    /// are cheap enough to check that reading them is the bottleneck.
+    Auto,
+    /// At this fraction of the file's bytes, whatever its size (tests).
+    #[cfg(test)]
+    At(u64, u64),
+}
+
+/// The row's state, looked up before anything else: the synced employee
+/// its ref (as written, trimmed) names, and the row's digest if it is one
+/// the state may vouch for. `compute` says whether to digest a synced
+/// employee's row whose digest was recorded (the reader asks whether the
+/// row is the employee's first; a row read ahead cannot tell, so always).
+fn look_up(
+    rec: &ByteRecord,
+    header: &Header,
+    employers: &Employers,
+    known: Known<'_>,
+    digester: &mut RowDigester,
+    next: &mut u32,
+    compute: impl FnOnce(u32) -> bool,
+) -> (Option<u32>, Option<Salted>, bool) {
+    let field = |id: usize| {
+        let b = rec.get(header.pos(id)?)?;
+        std::str::from_utf8(b).ok().map(trim)
+    };
+    let Some(found) = field(EMPLOYEE_REF).and_then(|r| known.employees.find(r, next)) else {
+        return (None, None, false);
+    };
+    let mut digest = None;
+    // A row whose employer is not in the file has no digest.
+    if (found.digest != 0 && compute(found.at)) || known.digest_all {
+        let salt = found.salt.or_else(|| {
+            field(EMPLOYER_REF)
+                .and_then(|r| employers.position(r))
+                .map(|e| employers.salt_at(e))
+        });
+        digest = salt.map(|salt| Salted {
+            digest: digester.digest(rec, salt),
+            salt,
+        });
+    }
+    let matches = found.digest != 0 && digest.map(|s| s.digest) == Some(found.digest);
+    (Some(found.at), digest, matches)
 }
 
 /// [`read_employee_rows`] with `threads` checking threads (0: checked on
-/// this one).
+/// this one), reading ahead as `split` says.
+#[allow(clippy::too_many_arguments)]
 fn read_rows_checked_on<T: Send>(
     threads: usize,
+    split: Split,
     path: &Path,
     employers: &Employers,
     today: NaiveDate,
@@ -240,9 +306,148 @@ fn read_rows_checked_on<T: Send>(
         check_row(rec, noted, &header, employers, today, known, &make)
     };
     let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
+    // Where the rows are read ahead from, if they are (see `ahead`).
+    let seam = known.and_then(|_| match split {
+        Split::Auto if src.len >= ahead::MIN_LEN => ahead::seam(&src, path, (9, 20)),
+        Split::Auto => None,
+        #[cfg(test)]
+        Split::At(n, d) => ahead::seam(&src, path, (n, d)),
+    });
     let mut rows = 0u64;
-    parallel::check_in_order(threads, &check, |feed| {
+    let header = &header;
+    let read_ahead = std::thread::scope(|scope| {
+        let ahead = seam.map(|at| {
+            let (tx, rx) = ahead::channel();
+            let k = known.expect("rows are read ahead only against a state");
+            let from = at + src.skipped();
+            std::thread::Builder::new()
+                .name("read-ahead".into())
+                .spawn_scoped(scope, move || {
+                    let mut digester = RowDigester::new(k.seed, header);
+                    let mut next = 0;
+                    let look = |rec: &ByteRecord| {
+                        let (synced, digest, matches) =
+                            look_up(rec, header, employers, k, &mut digester, &mut next, |_| {
+                                true
+                            });
+                        let at = synced.filter(|_| matches);
+                        ((synced, digest), at)
+                    };
+                    ahead::read_ahead(path, from, look, tx);
+                })
+                .map(|_| (at, rx))
+                .map_err(|e| InputError::Io {
+                    path: src.path.clone(),
+                    source: e,
+                })
+        });
+        let ahead = ahead.transpose()?;
+        read_rows(
+            threads,
+            &mut src,
+            ahead,
+            path,
+            header,
+            employers,
+            known,
+            &mut order,
+            digester.as_mut(),
+            &check,
+            &mut rows,
+            &mut sink,
+        )
+    })?;
+    if rows == 0 {
+        warnings.push(no_data_rows(&order.file));
+    }
+    let (rejections, duplicates) = order.finish();
+    Ok(EmployeesSummary {
+        rejections,
+        warnings,
+        content_hash: src.hex_digest(),
+        rows,
+        duplicates,
+        read_ahead,
+    })
+}
+
+/// What a row read ahead notes: its synced employee and its digest.
+type AheadNote = (Option<u32>, Option<Salted>);
+
+/// The reading loop of [`read_rows_checked_on`]: each row is looked up in
+/// the state, handed over if unchanged, else noted for the duplicate check
+/// and sent to be checked; from the seam on (if `ahead` reached it), the
+/// helper's rows are taken instead of read.
+#[allow(clippy::too_many_arguments)]
+fn read_rows<T: Send>(
+    threads: usize,
+    src: &mut CsvSource,
+    mut ahead: Option<(u64, std::sync::mpsc::Receiver<ahead::Batch<AheadNote>>)>,
+    path: &Path,
+    header: &Header,
+    employers: &Employers,
+    known: Option<Known<'_>>,
+    order: &mut FileOrder<'_>,
+    mut digester: Option<&mut RowDigester>,
+    check: &(dyn Fn(&ByteRecord, &Noted) -> Checked<T> + Sync),
+    rows: &mut u64,
+    sink: &mut impl FnMut(Streamed<T>),
+) -> Result<bool, InputError> {
+    parallel::check_in_order(threads, check, |feed| {
+        let mut next = 0;
+        let mut took_ahead = false;
         loop {
+            if let Some((at, _)) = &ahead {
+                if src.offset() == *at {
+                    let (at, rx) = ahead.take().expect("just seen");
+                    let base = src.lines_before(at);
+                    for batch in rx {
+                        for row in batch? {
+                            *rows += 1;
+                            let (loc, noted) = match row {
+                                Ahead::Matching {
+                                    at,
+                                    loc,
+                                    offset,
+                                    note,
+                                } => {
+                                    let loc = loc.after(base);
+                                    if order.firsts.synced_is_new(at) {
+                                        order.firsts.unchanged(at, loc.line);
+                                        sink(Streamed::Unchanged(at));
+                                        continue;
+                                    }
+                                    // A later row of an employee already
+                                    // seen: checked as the reader would.
+                                    ahead::read_again(path, offset, feed.slot())?;
+                                    (loc, note)
+                                }
+                                Ahead::Row { rec, loc, note } => {
+                                    *feed.slot() = rec;
+                                    (loc.after(base), note)
+                                }
+                            };
+                            let (synced, digest) = noted;
+                            let noted = Noted {
+                                loc,
+                                synced,
+                                digest,
+                                occurrence: Occurrence::Unkeyed,
+                            };
+                            keep(feed, order, header, noted, sink);
+                        }
+                    }
+                    src.hash_rest()?;
+                    took_ahead = true;
+                    break;
+                }
+                if src.offset() > *at {
+                    // The seam fell inside a record: the helper's rows are
+                    // not records of this file. Dropping the channel stops
+                    // it.
+                    ahead = None;
+                }
+            }
             let rec = feed.slot();
             let Some(loc) = src.next_record(rec)? else {
                 break;
@@ -250,14 +455,7 @@ fn read_rows_checked_on<T: Send>(
             if is_blank(rec) {
                 continue;
             }
-            rows += 1;
-            let field = |id: usize| {
-                let b = rec.get(header.pos(id)?)?;
-                std::str::from_utf8(b).ok().map(trim)
-            };
-            // The ref as written: a valid one is the text the row's checks
-            // will take as its ref.
-            let raw_ref = field(EMPLOYEE_REF);
+            *rows += 1;
             let mut noted = Noted {
                 loc,
                 synced: None,
@@ -270,66 +468,56 @@ fn read_rows_checked_on<T: Send>(
             // has another). Only a ref's first row can be taken as
             // unchanged (a later one is a duplicate). The digest, once
             // computed, serves the full check too.
-            if let (Some(k), Some(d)) = (known, digester.as_mut()) {
-                let found = raw_ref.and_then(|r| k.employees.find(r));
-                noted.synced = found.map(|f| f.at);
-                if let Some(SyncedRow {
-                    at,
-                    digest: stored,
-                    salt,
-                }) = found
-                {
-                    let first = order.firsts.synced_is_new(at);
-                    // A row whose employer is not in the file has no digest.
-                    if (stored != 0 && first) || k.digest_all {
-                        let salt = salt.or_else(|| {
-                            field(EMPLOYER_REF)
-                                .and_then(|r| employers.position(r))
-                                .map(|e| employers.salt_at(e))
-                        });
-                        noted.digest = salt.map(|salt| Salted {
-                            digest: d.digest(rec, salt),
-                            salt,
-                        });
-                    }
-                    if first && stored != 0 && noted.digest.map(|s| s.digest) == Some(stored) {
-                        order.firsts.unchanged(at, loc.line);
-                        sink(Streamed::Unchanged(at));
-                        continue;
-                    }
+            if let (Some(k), Some(d)) = (known, digester.as_deref_mut()) {
+                let firsts = &order.firsts;
+                let (synced, digest, matches) =
+                    look_up(rec, header, employers, k, d, &mut next, |at| {
+                        firsts.synced_is_new(at)
+                    });
+                noted.synced = synced;
+                noted.digest = digest;
+                if let Some(at) = synced.filter(|&at| matches && order.firsts.synced_is_new(at)) {
+                    order.firsts.unchanged(at, loc.line);
+                    sink(Streamed::Unchanged(at));
+                    continue;
                 }
             }
-            // Rows that fit the header and have a valid ref take part in
-            // the duplicate check (noted now, while the row is at hand).
-            if let Some(r) = raw_ref.filter(|r| EmployeeRef::check(r).is_ok()) {
-                if fits_header(rec, &header, &loc) {
-                    noted.occurrence = order.firsts.note(r, noted.synced, loc.line);
-                }
-            }
-            feed.push(noted, &mut |n, c| {
-                if let Some(v) = order.settle(n, c) {
-                    sink(Streamed::Record(v));
-                }
-            });
+            keep(feed, order, header, noted, sink);
         }
         feed.finish(&mut |n, c| {
             if let Some(v) = order.settle(n, c) {
                 sink(Streamed::Record(v));
             }
         });
-        Ok::<_, InputError>(())
-    })?;
-    if rows == 0 {
-        warnings.push(no_data_rows(&order.file));
-    }
-    let (rejections, duplicates) = order.finish();
-    Ok(EmployeesSummary {
-        rejections,
-        warnings,
-        content_hash: src.hex_digest(),
-        rows,
-        duplicates,
+        Ok::<_, InputError>(took_ahead)
     })
+}
+
+/// Send the row in the feed's slot to be checked, noting it first for the
+/// duplicate check if it fits the header and has a valid ref (while the row
+/// is at hand).
+fn keep<T: Send>(
+    feed: &mut parallel::Feed<'_, Noted, Checked<T>>,
+    order: &mut FileOrder<'_>,
+    header: &Header,
+    mut noted: Noted,
+    sink: &mut impl FnMut(Streamed<T>),
+) {
+    let rec = feed.slot();
+    let raw_ref = rec
+        .get(header.pos(EMPLOYEE_REF).unwrap_or(usize::MAX))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(trim);
+    if let Some(r) = raw_ref.filter(|r| EmployeeRef::check(r).is_ok()) {
+        if fits_header(rec, header, &noted.loc) {
+            noted.occurrence = order.firsts.note(r, noted.synced, noted.loc.line);
+        }
+    }
+    feed.push(noted, &mut |n, c| {
+        if let Some(v) = order.settle(n, c) {
+            sink(Streamed::Record(v));
+        }
+    });
 }
 
 /// Validate one row on a checking thread: everything but the duplicate
@@ -964,7 +1152,7 @@ mod tests {
         fn count(&self) -> usize {
             self.0.len()
         }
-        fn find(&self, key: &str) -> Option<SyncedRow> {
+        fn find(&self, key: &str, _next: &mut u32) -> Option<SyncedRow> {
             let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
             Some(SyncedRow {
                 at: at as u32,
@@ -985,11 +1173,24 @@ mod tests {
         employers: &Employers,
         known: Option<Known<'_>>,
     ) -> Outcome {
+        read_split(threads, Split::Auto, path, employers, known).0
+    }
+
+    /// [`read_on`], reading ahead as `split` says: also the rows counted,
+    /// the file's hash, and whether the helper's rows were taken.
+    fn read_split(
+        threads: usize,
+        split: Split,
+        path: &Path,
+        employers: &Employers,
+        known: Option<Known<'_>>,
+    ) -> (Outcome, (u64, String), bool) {
         let today = NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
         let (mut records, mut unchanged) = (Vec::new(), Vec::new());
         let make = |r: EmployeeRecord<'_>| (r.employee_ref.to_string(), r.line, r.digest);
         let s = read_rows_checked_on(
             threads,
+            split,
             path,
             employers,
             today,
@@ -1009,7 +1210,94 @@ mod tests {
             .map(|r| format!("{}:{:?}:{:?}:{}", r.line, r.column, r.rule, r.message))
             .collect();
         let duplicates = s.duplicates.iter().map(|d| d.to_string()).collect();
-        (records, unchanged, rejections, duplicates)
+        (
+            (records, unchanged, rejections, duplicates),
+            (s.rows, s.content_hash),
+            s.read_ahead,
+        )
+    }
+
+    /// Rows read ahead from a seam anywhere in the file give what reading
+    /// alone gives: the same records with the same lines, unchanged rows,
+    /// rejections, duplicates (across the seam too), row count and hash;
+    /// a seam inside a quoted field that spans lines is not taken.
+    #[test]
+    fn reading_ahead_changes_nothing_but_speed() {
+        let mut rows = Vec::new();
+        for i in 0..700 {
+            let r = format!("E{:04}", i);
+            rows.push(match i % 29 {
+                // A field spanning lines: seams inside it are missed.
+                3 => row(&r, &[("address_line1", "\"1 Main\nSt\"")]),
+                // An exact repeat of an earlier row, unchanged or not.
+                5 | 17 => row(&format!("E{:04}", i * 7 % (i + 1) / 2 * 2), &[]),
+                8 => row(&r, &[("email", "nope")]),
+                11 => format!("{r},A,short\n"),
+                13 => "\n\n".to_owned(),
+                19 => " , ,\r\n".to_owned(),
+                23 => row(&r, &[]).replace('\n', "\r\n"),
+                _ => row(&r, &[]),
+            });
+        }
+        let employers = super::super::read_employers(file(EMPLOYERS).path()).unwrap();
+        for bom in ["", "\u{feff}"] {
+            let f = file(&format!("{bom}{HEAD}\n{}", rows.concat()));
+            // Every other ref synced, each with the digest of its first
+            // row recorded: those rows are unchanged.
+            let (synced, _) = synced_with_digests(f.path(), &employers, 700, |_| true);
+            let state = State(synced, None);
+            for digest_all in [false, true] {
+                let known = Known {
+                    employees: &state,
+                    seed: 9,
+                    digest_all,
+                };
+                let alone = read_split(1, Split::Auto, f.path(), &employers, Some(known));
+                assert!(!alone.2, "a small file is read on one thread");
+                assert!(!alone.0 .1.is_empty() && !alone.0 .2.is_empty() && !alone.0 .3.is_empty());
+                let mut taken = 0;
+                for k in 1..80 {
+                    for threads in [0, 2] {
+                        let split = Split::At(k, 80);
+                        let (outcome, file, took) =
+                            read_split(threads, split, f.path(), &employers, Some(known));
+                        assert_eq!(outcome, alone.0, "{split:?}, bom {bom:?}");
+                        assert_eq!(file, alone.1, "{split:?}, bom {bom:?}");
+                        taken += usize::from(took);
+                    }
+                }
+                assert!(taken > 100, "most seams are taken: {taken} of 158");
+            }
+        }
+    }
+
+    /// A state holding every other ref of `E0000` to `n`, with the digest
+    /// of its first valid row recorded at the positions `recorded` picks;
+    /// and what reading `path` against it, every digest computed, gave.
+    fn synced_with_digests(
+        path: &Path,
+        employers: &Employers,
+        n: usize,
+        recorded: impl Fn(usize) -> bool,
+    ) -> (Vec<(String, u64)>, Outcome) {
+        let mut synced: Vec<(String, u64)> =
+            (0..n).step_by(2).map(|i| (format!("E{i:04}"), 0)).collect();
+        let state = State(synced.clone(), None);
+        let known = Known {
+            employees: &state,
+            seed: 9,
+            digest_all: true,
+        };
+        let digested = read_on(0, path, employers, Some(known));
+        for (r, d) in &digested.0 {
+            let r = r.split('@').next().unwrap();
+            if let Ok(at) = synced.binary_search_by(|(k, _)| k.as_str().cmp(r)) {
+                if recorded(at) {
+                    synced[at].1 = *d;
+                }
+            }
+        }
+        (synced, digested)
     }
 
     /// Duplicates, rejections and unchanged rows are decided in file order
@@ -1045,25 +1333,7 @@ mod tests {
         assert_eq!(cold[0], cold[2]);
         // A state holding every other ref, half of them with the digest
         // of their (first) row: those are taken as unchanged.
-        let mut synced: Vec<(String, u64)> = (0..2400)
-            .step_by(2)
-            .map(|i| (format!("E{i:04}"), 0))
-            .collect();
-        let state = State(synced.clone(), None);
-        let known = Known {
-            employees: &state,
-            seed: 9,
-            digest_all: true,
-        };
-        let digested = read_on(0, f.path(), &employers, Some(known));
-        for (r, d) in &digested.0 {
-            let r = r.split('@').next().unwrap();
-            if let Ok(at) = synced.binary_search_by(|(k, _)| k.as_str().cmp(r)) {
-                if at % 2 == 0 {
-                    synced[at].1 = *d;
-                }
-            }
-        }
+        let (synced, digested) = synced_with_digests(f.path(), &employers, 2400, |at| at % 2 == 0);
         // The salt found by the state's number or by the row's ref: the
         // same digests, so the same rows taken as unchanged.
         let salt = employers.salt_at(employers.position("A").unwrap());

@@ -12,6 +12,7 @@
 //! several threads, taken back in file order), `first_rows` (duplicates), `digest` (unchanged rows),
 //! `rejection` (what is reported).
 
+mod ahead;
 mod digest;
 mod employees;
 mod employers;

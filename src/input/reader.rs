@@ -41,6 +41,9 @@ pub(crate) struct HashingReader<R> {
     /// Offsets (in served bytes) of `\n` bytes not yet attributed to a line.
     newlines: VecDeque<u64>,
     encoding: Encoding,
+    /// Off for a source that starts partway into the file
+    /// ([`CsvSource::open_at`]): the file's hash is the whole file's.
+    hashing: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -73,7 +76,24 @@ impl<R: Read> HashingReader<R> {
             served: 0,
             newlines: VecDeque::new(),
             encoding,
+            hashing: true,
         })
+    }
+
+    /// A source from where `inner` stands, partway into a file: no
+    /// byte-order mark to look for, nothing to hash.
+    fn partway(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            prefix: [0; 3],
+            prefix_pos: 0,
+            prefix_len: 0,
+            served: 0,
+            newlines: VecDeque::new(),
+            encoding: Encoding::Utf8,
+            hashing: false,
+        }
     }
 
     pub(crate) fn encoding(&self) -> Encoding {
@@ -105,7 +125,9 @@ impl<R: Read> Read for HashingReader<R> {
             return Ok(n);
         }
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.note(&buf[..n]);
         Ok(n)
     }
@@ -145,6 +167,11 @@ impl CsvSource {
             path: shown.clone(),
             source: e,
         })?;
+        Ok(CsvSource::over(shown, src, meta.len()))
+    }
+
+    /// The parser every source uses, over `src`.
+    fn over(path: String, src: HashingReader<File>, len: u64) -> CsvSource {
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             // Ragged rows are reported per row, not as a whole-file error.
@@ -154,13 +181,70 @@ impl CsvSource {
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(64 * 1024)
             .from_reader(src);
-        Ok(CsvSource {
-            path: shown,
+        CsvSource {
+            path,
             rdr,
             lines_before: 0,
             prev_end: 0,
-            len: meta.len(),
-        })
+            len,
+        }
+    }
+
+    /// A source starting `offset` bytes into the file (file offset, a
+    /// byte-order mark included), for reading part of it on another
+    /// thread: offsets and lines count from there, and nothing is hashed.
+    pub(crate) fn open_at(path: &Path, offset: u64) -> Result<Self, InputError> {
+        use std::io::{Seek, SeekFrom};
+        let shown = path.display().to_string();
+        let mut file = File::open(path).map_err(|e| classify(&shown, e))?;
+        let len = file
+            .seek(SeekFrom::End(0))
+            .and_then(|len| file.seek(SeekFrom::Start(offset)).map(|_| len))
+            .map_err(|e| classify(&shown, e))?;
+        Ok(CsvSource::over(shown, HashingReader::partway(file), len))
+    }
+
+    /// Bytes before the parsed ones: a byte-order mark's, dropped.
+    pub(crate) fn skipped(&self) -> u64 {
+        match self.encoding() {
+            Encoding::Utf8Bom => UTF8_BOM.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// The parser's offset just after the last record read (the end of
+    /// the header, before any row).
+    pub(crate) fn offset(&self) -> u64 {
+        self.prev_end
+    }
+
+    /// The lines that end before parser offset `at`, which is no further
+    /// than the bytes read so far: the line at `at` is the next one.
+    pub(crate) fn lines_before(&self, at: u64) -> u64 {
+        let src = self.rdr.get_ref();
+        self.lines_before + src.newlines.iter().take_while(|&&off| off < at).count() as u64
+    }
+
+    /// Hash the rest of the file, unparsed: the rows after the parser's
+    /// position were read by another source ([`CsvSource::open_at`]).
+    pub(crate) fn hash_rest(&mut self) -> Result<(), InputError> {
+        let src = self.rdr.get_mut();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match src.inner.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    src.hasher.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(InputError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    })
+                }
+            }
+        }
     }
 
     pub(crate) fn encoding(&self) -> Encoding {

@@ -80,9 +80,6 @@ const IN_FLIGHT: usize = 16;
 /// The snapshot's employees as the reader looks them up.
 struct SyncedEmployees<'s> {
     table: &'s EmployeeTable,
-    /// The position after the last one found: where the next row's
-    /// employee is, in an export in the state's (ref) order.
-    next: std::sync::atomic::AtomicU32,
     /// The row-digest salt of each of the state's employers, by number
     /// (`EmployeeSnap::employer_no`); 0 for one the employers file does
     /// not have, and for a salt that happens to be 0: the reader then
@@ -95,10 +92,9 @@ impl input::Synced for SyncedEmployees<'_> {
     fn count(&self) -> usize {
         self.table.len()
     }
-    fn find(&self, key: &str) -> Option<input::SyncedRow> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let at = self.table.position_after(key, self.next.load(Relaxed))?;
-        self.next.store(at + 1, Relaxed);
+    fn find(&self, key: &str, next: &mut u32) -> Option<input::SyncedRow> {
+        let at = self.table.position_after(key, *next)?;
+        *next = at + 1;
         let row = self.table.at(at).1;
         Some(input::SyncedRow {
             at,
@@ -187,7 +183,6 @@ fn read_and_plan<'p>(
     // the state vouches for (`input::digest`) are not read further.
     let synced = SyncedEmployees {
         table: &snap.employees,
-        next: 0.into(),
         salts: snap
             .employer_numbers
             .iter()
@@ -365,10 +360,15 @@ pub fn build_from(
     }
     let body = planner.finish(&summary.duplicates);
     tracing::debug!(
-        "read and planned {} employee rows in {:.2?} ({} unchanged since the last apply) (rss {})",
+        "read and planned {} employee rows in {:.2?} ({} unchanged since the last apply{}) (rss {})",
         summary.rows,
         started.elapsed(),
         body.skipped,
+        if summary.read_ahead {
+            "; second half read ahead"
+        } else {
+            ""
+        },
         crate::memory::peak_rss()
     );
     let mut rejections = employers.rejections.clone();

@@ -1,0 +1,168 @@
+//! Reading the second part of employees.csv ahead, on a thread of its own.
+//!
+//! On a nightly run nearly every row is one the state vouches for
+//! (`input::digest`): reading it is parsing it, finding its employee and
+//! hashing it, and that one thread's work was the whole of a warm plan
+//! once the state was loaded, with the other core nearly idle. So a helper
+//! parses the rows from a line start near the middle of the file (the
+//! seam) and looks them up, while the reader reads up to the seam; the
+//! reader then takes the helper's rows in file order, doing what depends
+//! on the rows before them (duplicates, the order of rejections) itself.
+//!
+//! The seam is a guess: a line start may lie inside a quoted field that
+//! spans lines. The reader only takes the helper's rows if its own parse
+//! ends a record exactly at the seam, where both parsers then stand at the
+//! start of a record over the same bytes; otherwise it drops them (the
+//! helper stops at its next send) and reads on alone. Either way, the
+//! result is the one reading alone gives.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use csv::ByteRecord;
+
+use super::reader::{is_blank, CsvSource, Located};
+use super::InputError;
+
+/// Rows the helper sends at once, and the most of them it keeps whole
+/// (rows the reader must check) per batch: with `IN_FLIGHT` batches that
+/// bounds what it holds while the reader has not reached the seam.
+const ROWS: usize = 4096;
+const WHOLE_ROWS: usize = 256;
+const IN_FLIGHT: usize = 256;
+
+/// Files smaller than this are read on one thread: a helper costs more
+/// than it saves.
+pub(crate) const MIN_LEN: u64 = 8 << 20;
+
+/// A row read ahead, with its lines counted from the seam.
+pub(crate) enum Ahead<N> {
+    /// A row whose bytes match the digest recorded for the synced employee
+    /// at `at`: unchanged if it is that employee's first row. `offset` (in
+    /// the file) is where to read it again if it is not.
+    Matching {
+        at: u32,
+        loc: Located,
+        offset: u64,
+        note: N,
+    },
+    /// Any other row, whole, for the reader to check.
+    Row {
+        rec: ByteRecord,
+        loc: Located,
+        note: N,
+    },
+}
+
+/// What the helper sends: a batch of rows in file order, or the error that
+/// stopped it.
+pub(crate) type Batch<N> = Result<Vec<Ahead<N>>, InputError>;
+
+/// Where the helper starts: the parser offset (bytes after a byte-order
+/// mark) just after a `\n` near `fraction` of the file, or `None` if there
+/// is none past the header.
+pub(crate) fn seam(src: &CsvSource, path: &Path, fraction: (u64, u64)) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let guess = (src.len / fraction.1 * fraction.0).max(src.skipped() + src.offset());
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::Start(guess)).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = guess;
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Some(at + i as u64 + 1 - src.skipped());
+        }
+        at += n as u64;
+    }
+}
+
+/// The helper: read the rows from file offset `from`, find what the state
+/// says of each (`look`: its note, and the position of the synced employee
+/// whose recorded digest it matches), and send them in batches until the
+/// end of the file or until the reader hangs up.
+pub(crate) fn read_ahead<N>(
+    path: &Path,
+    from: u64,
+    mut look: impl FnMut(&ByteRecord) -> (N, Option<u32>),
+    tx: SyncSender<Batch<N>>,
+) {
+    let send = |batch: Batch<N>| tx.send(batch).is_ok();
+    let mut src = match CsvSource::open_at(path, from) {
+        Ok(src) => src,
+        Err(e) => {
+            send(Err(e));
+            return;
+        }
+    };
+    let mut batch = Vec::with_capacity(ROWS);
+    let mut whole = 0;
+    let mut rec = ByteRecord::new();
+    loop {
+        let offset = from + src.offset();
+        let loc = match src.next_record(&mut rec) {
+            Ok(Some(loc)) => loc,
+            Ok(None) => break,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        if is_blank(&rec) {
+            continue;
+        }
+        match look(&rec) {
+            (note, Some(at)) => batch.push(Ahead::Matching {
+                at,
+                loc,
+                offset,
+                note,
+            }),
+            (note, None) => {
+                let rec = std::mem::take(&mut rec);
+                batch.push(Ahead::Row { rec, loc, note });
+                whole += 1;
+            }
+        }
+        if batch.len() == ROWS || whole == WHOLE_ROWS {
+            whole = 0;
+            if !send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(ROWS)))) {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        send(Ok(batch));
+    }
+}
+
+/// The channel from the helper to the reader.
+pub(crate) fn channel<N>() -> (SyncSender<Batch<N>>, Receiver<Batch<N>>) {
+    std::sync::mpsc::sync_channel(IN_FLIGHT)
+}
+
+/// The record at file offset `offset`, read again into `rec` (a row read
+/// ahead that the reader must check after all).
+pub(crate) fn read_again(path: &Path, offset: u64, rec: &mut ByteRecord) -> Result<(), InputError> {
+    let mut src = CsvSource::open_at(path, offset)?;
+    match src.next_record(rec)? {
+        Some(_) => Ok(()),
+        None => Err(InputError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other("the file changed while it was being read"),
+        }),
+    }
+}
+
+impl Located {
+    /// This location, counted from line `base + 1` rather than line 1.
+    pub(crate) fn after(self, base: u64) -> Located {
+        Located {
+            line: self.line + base,
+            end_line: self.end_line + base,
+        }
+    }
+}

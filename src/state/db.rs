@@ -244,6 +244,8 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     // each group name: a 50,000-employer state has 300,000 group rows.
     let mut employer_refs = EmployerRefs::new(&snap.employers);
     let mut names = GroupNames::default();
+    // Left empty for a plan (`Detail::Planning`).
+    let ids = detail != Detail::Planning;
     for (table, id_col) in [("kota_groups", "kota_id"), ("ic_groups", "ic_id")] {
         let mut st = conn.prepare(&format!("SELECT employer_ref, name, {id_col} FROM {table}"))?;
         let map = if table == "kota_groups" {
@@ -260,30 +262,34 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             ) else {
                 continue;
             };
-            map.insert((e, n), r.get(2)?);
+            map.insert((e, n), if ids { r.get(2)? } else { String::new() });
         }
     }
     let mut st = conn.prepare(
         "SELECT employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status FROM connections",
     )?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            ConnectionSnap {
-                noyo_id: r.get(2)?,
-                noyo_group_id: r.get(3)?,
-                fp: Sections::from_blob(&r.get::<_, Vec<u8>>(4)?),
-                status: r.get(5)?,
-            },
-        ))
-    })?;
     snap.connections.reserve(count_rows(conn, "connections")?);
-    for row in rows {
-        let (e, c, v) = row?;
-        if let (Some(e), Ok(c)) = (employer_refs.get(&e), CarrierId::parse(&c)) {
-            snap.connections.insert((e, c), v);
-        }
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (Some(e), Ok(c)) = (
+            employer_refs.get(r.get_ref(0)?.as_str()?),
+            CarrierId::parse(r.get_ref(1)?.as_str()?),
+        ) else {
+            continue;
+        };
+        let id = |i| -> rusqlite::Result<String> {
+            Ok(match ids {
+                true => r.get(i)?,
+                false => String::new(),
+            })
+        };
+        let v = ConnectionSnap {
+            noyo_id: id(2)?,
+            noyo_group_id: id(3)?,
+            fp: Sections::from_blob(r.get_ref(4)?.as_blob()?),
+            status: r.get(5)?,
+        };
+        snap.connections.insert((e, c), v);
     }
     // Employees in ref order (the table is clustered on it, so the order
     // is free), then their memberships (`load_memberships`). Employer refs
@@ -579,8 +585,9 @@ fn membership_state(status: &str, reasons: Option<String>) -> MembershipState {
 pub enum Detail {
     /// Everything, Kota ids included: apply names them in later operations.
     Whole,
-    /// What planning reads: no Kota ids (a plan only asks whether an
-    /// employee was synced; a million ids are a million allocations), and
+    /// What planning reads: no remote ids, of employees, groups or
+    /// connections (a plan only asks whether one was synced; a million ids
+    /// are a million allocations; they are left empty), and
     /// for employees with a row digest (schema v4) only their employer,
     /// offboarding and digest: a nightly export skips nearly all of them,
     /// and the few whose rows changed are fetched when met
@@ -1255,7 +1262,8 @@ mod tests {
     /// older state is not recorded at all.
     /// A summarising snapshot reads digested employees from the summary
     /// index and the others' fingerprints (and, nightly, Kota ids) after,
-    /// by one scan or by lookups alike: the same rows as a whole load.
+    /// by one scan or by lookups alike: the same rows as a whole load. A
+    /// plan's snapshot leaves the groups' and connections' ids empty.
     #[test]
     fn summarised_loads_fill_whole_rows_as_a_whole_load_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -1265,7 +1273,11 @@ mod tests {
              INSERT INTO employees(employee_ref, employer_ref, kota_id, fp, offboarded, row_digest)
              VALUES ('E1', 'ER1', 'ee_1', x'0100000000000000', 0, 5), ('E2', 'ER1', 'ee_2', x'0200000000000000', 1, NULL),
                     ('E3', '', 'ee_3', x'0300000000000000', 0, NULL), ('E4', 'ER1', 'ee_4', x'0400000000000000', 0, 0),
-                    ('E5', 'ER1', 'ee_5', x'0500000000000000', 0, 9), ('E6', 'ER1', 'ee_6', x'0600000000000000', 0, NULL);",
+                    ('E5', 'ER1', 'ee_5', x'0500000000000000', 0, 9), ('E6', 'ER1', 'ee_6', x'0600000000000000', 0, NULL);
+             INSERT INTO kota_groups(employer_ref, name, kota_id) VALUES ('ER1', 'A', 'gr_1');
+             INSERT INTO ic_groups(employer_ref, name, ic_id) VALUES ('ER1', 'A', 'ic_1');
+             INSERT INTO connections(employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status)
+             VALUES ('ER1', '8fac0992-933a-4743-8dab-0d606ef2569e', 'c_1', 'g_1', x'0100000000000000', 'completed');",
         )
         .unwrap();
         let plan: Vec<String> = conn
@@ -1287,6 +1299,22 @@ mod tests {
         assert_eq!(all.employees.len(), 5, "E3's employer ref is invalid");
         for detail in [Detail::Planning, Detail::Nightly] {
             let loaded = load_snapshot(&conn, detail).unwrap();
+            // A plan's snapshot has the groups and connections without
+            // their remote ids; apply's has them.
+            let ids = detail == Detail::Nightly;
+            let group = (
+                EmployerRef::parse("ER1").unwrap(),
+                GroupName::parse("A").unwrap(),
+            );
+            assert_eq!(loaded.kota_groups[&group], if ids { "gr_1" } else { "" });
+            assert_eq!(loaded.ic_groups[&group], if ids { "ic_1" } else { "" });
+            let c = &loaded.connections[&(
+                group.0.clone(),
+                CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").unwrap(),
+            )];
+            assert_eq!((c.status.as_str(), c.fp.0.len()), ("completed", 1));
+            assert_eq!(c.noyo_id, if ids { "c_1" } else { "" });
+            assert_eq!(c.noyo_group_id, if ids { "g_1" } else { "" });
             let whole: Vec<u32> = (0..loaded.employees.len() as u32)
                 .filter(|&at| !loaded.employees.at(at).1.partial)
                 .collect();

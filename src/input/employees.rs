@@ -405,12 +405,7 @@ fn read_rows<T: Send>(
                         for row in batch? {
                             *rows += 1;
                             let (loc, noted) = match row {
-                                Ahead::Matching {
-                                    at,
-                                    loc,
-                                    offset,
-                                    note,
-                                } => {
+                                Ahead::Matching { at, loc, offset } => {
                                     let loc = loc.after(base);
                                     if order.firsts.synced_is_new(at) {
                                         order.firsts.unchanged(at, loc.line);
@@ -418,11 +413,14 @@ fn read_rows<T: Send>(
                                         continue;
                                     }
                                     // A later row of an employee already
-                                    // seen: checked as the reader would.
+                                    // seen: checked as the reader would
+                                    // (its digest is computed again if
+                                    // apply records it).
                                     ahead::read_again(path, offset, feed.slot())?;
-                                    (loc, note)
+                                    (loc, (Some(at), None))
                                 }
-                                Ahead::Row { rec, loc, note } => {
+                                Ahead::Row(row) => {
+                                    let (rec, loc, note) = *row;
                                     *feed.slot() = rec;
                                     (loc.after(base), note)
                                 }

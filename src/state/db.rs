@@ -703,6 +703,10 @@ struct EmployerRefs {
     by_text: FxHashMap<compact_str::CompactString, u32>,
     /// The refs by number: the snapshot's `employer_numbers`.
     by_number: Vec<EmployerRef>,
+    /// The number [`EmployerRefs::get`] last found: the groups and
+    /// connections tables list an employer's rows one after another, so
+    /// most rows need no lookup.
+    last: Option<u32>,
 }
 
 impl EmployerRefs {
@@ -713,13 +717,21 @@ impl EmployerRefs {
             .enumerate()
             .map(|(no, k)| (k.as_str().into(), no as u32))
             .collect();
-        EmployerRefs { by_text, by_number }
+        EmployerRefs {
+            by_text,
+            by_number,
+            last: None,
+        }
     }
 
     /// The shared ref, or a fresh one (kept for the next row) for an
     /// employer the state no longer lists; `None` if it is not a valid ref.
     fn get(&mut self, raw: &str) -> Option<EmployerRef> {
-        let no = self.number(raw)?;
+        let no = match self.last {
+            Some(no) if self.by_number[no as usize].as_str() == raw => no,
+            _ => self.number(raw)?,
+        };
+        self.last = Some(no);
         Some(self.by_number[no as usize].clone())
     }
 

@@ -39,8 +39,10 @@ impl Ids {
                 m.noyo_groups.insert(k.clone(), g.clone());
             }
         }
-        for (k, v) in &s.kota_groups {
-            m.kota_groups.insert(k.clone(), v.clone());
+        for (er, groups) in &s.kota_groups {
+            for (name, id) in groups.iter() {
+                m.kota_groups.insert((er.clone(), name.clone()), id.clone());
+            }
         }
         let mut summarised = Vec::new();
         for ee in operations.iter().filter_map(|op| op.subject.employee()) {

@@ -18,9 +18,8 @@ use super::fingerprint::{
     LEGAL_ADDRESS,
 };
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
-use crate::fxhash::FxHashMap;
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName, GroupSet};
-use crate::state::{EmployeeSnap, MembershipState, Sections, Snapshot};
+use crate::state::{EmployeeSnap, Groups, MembershipState, Sections, Snapshot};
 
 /// The inputs of planning besides the exports and the state.
 #[derive(Debug, Clone)]
@@ -196,9 +195,6 @@ pub struct Planner<'a> {
     /// `input::read_employers` shares one pinned copy of each distinct
     /// name, which stays cached.
     group_names: Vec<GroupName>,
-    /// The Kota groups the state holds, by employer: indexed once so that
-    /// finding removed groups is not a scan of every group per employer.
-    state_groups: FxHashMap<&'a EmployerRef, Vec<&'a GroupName>>,
     /// The synced employees the export mentions, valid or rejected (the
     /// rest are missing): a bit per snapshot row, by position.
     seen: Vec<u64>,
@@ -238,13 +234,9 @@ impl<'a> Planner<'a> {
             group_base: Vec::with_capacity(employers.len()),
             employer_refs: Vec::with_capacity(employers.len()),
             group_names: Vec::new(),
-            state_groups: FxHashMap::default(),
             seen: vec![0; snap.employees.len().div_ceil(64)],
             valid_employees: 0,
         };
-        for (er, n) in snap.kota_groups.keys() {
-            p.state_groups.entry(er).or_default().push(n);
-        }
         for (i, e) in employers.iter().enumerate() {
             p.plan_employer(i, e);
         }
@@ -330,11 +322,15 @@ impl<'a> Planner<'a> {
         let employer_dep = Deps::of(op_index(self.employer_create[at]));
         self.group_base.push(self.group_create.len() as u32);
         self.employer_refs.push(er.pinned_copy());
+        // `snap` outlives `self`'s borrows.
+        let snap = self.snap;
+        let kota = snap.kota_groups.get(er);
+        let ic = snap.ic_groups.get(er);
         for g in &e.groups {
             self.group_names.push(g.name.clone());
-            let key = (er.clone(), g.name.clone());
+            let name = g.name.as_str();
             let mut create = NO_OP;
-            if !self.snap.kota_groups.contains_key(&key) {
+            if kota.and_then(|k| k.get(name)).is_none() {
                 create = self.push(Operation {
                     kind: OpKind::GroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
@@ -345,7 +341,7 @@ impl<'a> Planner<'a> {
                 });
             }
             self.group_create.push(create);
-            if !self.snap.ic_groups.contains_key(&key) {
+            if ic.and_then(|k| k.get(name)).is_none() {
                 self.push(Operation {
                     kind: OpKind::IcGroupCreate,
                     subject: Subject::Group(er.clone(), g.name.clone()),
@@ -356,15 +352,12 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        let mut removed: Vec<&GroupName> = self
-            .state_groups
-            .get(er)
+        // In name order, as the state's groups are.
+        let removed = kota
             .into_iter()
-            .flatten()
-            .copied()
-            .filter(|n| e.group(n).is_none())
-            .collect();
-        removed.sort();
+            .flat_map(Groups::iter)
+            .map(|(n, _)| n)
+            .filter(|n| e.group(n).is_none());
         for n in removed {
             self.body.findings.push(Finding {
                 kind: FindingKind::GroupRemoved,

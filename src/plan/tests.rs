@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::fingerprint;
 use super::planner::{FindingKind, Keep, PlanContext, Planner};
-use super::Operation;
+use super::{OpKind, Operation};
 use crate::model::*;
 use crate::state::{EmployeeSnap, EmployerSnap, MembershipState, Snapshot};
 
@@ -134,10 +134,11 @@ fn synced(employers: &[Employer], employees: &[Employee]) -> Snapshot {
             },
         );
         for g in &e.groups {
-            s.kota_groups
-                .insert((e.employer_ref.clone(), g.name.clone()), "gr_1".into());
-            s.ic_groups
-                .insert((e.employer_ref.clone(), g.name.clone()), "ic_1".into());
+            let er = &e.employer_ref;
+            let kota = s.kota_groups.entry(er.clone()).or_default();
+            kota.insert(g.name.clone(), "gr_1".into());
+            let ic = s.ic_groups.entry(er.clone()).or_default();
+            ic.insert(g.name.clone(), "ic_1".into());
         }
     }
     for e in employees {
@@ -442,4 +443,37 @@ proptest! {
             }
         }
     }
+}
+
+/// The state's groups are asked about per employer: a group the file still
+/// names plans nothing, a new one is created in Kota and Invisible
+/// Collector, and each group the file no longer names is a finding, in name
+/// order.
+#[test]
+fn groups_are_created_kept_or_reported_removed() {
+    let before = vec![employer("ACME", &["Vision", "Health", "Dental"], &[])];
+    let snap = synced(&before, &[]);
+    let now = vec![employer("ACME", &["Health", "Life"], &[])];
+    let body = plan(&snap, &now, Vec::new(), ctx());
+    let created: Vec<(OpKind, String)> =
+        body.operations.iter().map(|o| (o.kind, o.key())).collect();
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_eq!(created[0].0, OpKind::GroupCreate, "{created:?}");
+    assert_eq!(created[1].0, OpKind::IcGroupCreate, "{created:?}");
+    assert!(
+        created.iter().all(|(_, k)| k.contains("Life")),
+        "{created:?}"
+    );
+    let removed: Vec<(FindingKind, &str)> = body
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.subject.as_str()))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            (FindingKind::GroupRemoved, "ACME|Dental"),
+            (FindingKind::GroupRemoved, "ACME|Vision")
+        ]
+    );
 }

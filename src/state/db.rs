@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::effect::{Effect, JournalStatus};
 use super::snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, MembershipState, Sections, Snapshot,
+    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Groups, MembershipState, Sections,
+    Snapshot,
 };
 use super::{schema, StateError};
 use crate::fxhash::FxHashMap;
@@ -248,21 +249,33 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     let ids = detail != Detail::Planning;
     for (table, id_col) in [("kota_groups", "kota_id"), ("ic_groups", "ic_id")] {
         let mut st = conn.prepare(&format!("SELECT employer_ref, name, {id_col} FROM {table}"))?;
+        // Each employer's groups, by its number, then into the map.
+        let mut by_number: Vec<Vec<(GroupName, String)>> = Vec::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (Some(no), Some(n)) = (
+                employer_refs.near(r.get_ref(0)?.as_str()?),
+                names.get(r.get_ref(1)?.as_str()?),
+            ) else {
+                continue;
+            };
+            let no = no as usize;
+            if by_number.len() <= no {
+                by_number.resize_with(no + 1, Vec::new);
+            }
+            by_number[no].push((n, if ids { r.get(2)? } else { String::new() }));
+        }
         let map = if table == "kota_groups" {
             &mut snap.kota_groups
         } else {
             &mut snap.ic_groups
         };
-        map.reserve(count_rows(conn, table)?);
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (Some(e), Some(n)) = (
-                employer_refs.get(r.get_ref(0)?.as_str()?),
-                names.get(r.get_ref(1)?.as_str()?),
-            ) else {
-                continue;
-            };
-            map.insert((e, n), if ids { r.get(2)? } else { String::new() });
+        map.reserve(by_number.iter().filter(|g| !g.is_empty()).count());
+        for (no, groups) in by_number.into_iter().enumerate() {
+            if !groups.is_empty() {
+                let er = employer_refs.by_number[no].clone();
+                map.insert(er, Groups::from_unsorted(groups));
+            }
         }
     }
     let mut st = conn.prepare(
@@ -727,12 +740,19 @@ impl EmployerRefs {
     /// The shared ref, or a fresh one (kept for the next row) for an
     /// employer the state no longer lists; `None` if it is not a valid ref.
     fn get(&mut self, raw: &str) -> Option<EmployerRef> {
+        let no = self.near(raw)?;
+        Some(self.by_number[no as usize].clone())
+    }
+
+    /// [`EmployerRefs::number`], for rows that come grouped by employer:
+    /// the last number found first.
+    fn near(&mut self, raw: &str) -> Option<u32> {
         let no = match self.last {
             Some(no) if self.by_number[no as usize].as_str() == raw => no,
             _ => self.number(raw)?,
         };
         self.last = Some(no);
-        Some(self.by_number[no as usize].clone())
+        Some(no)
     }
 
     /// The ref's number, a new one for an employer the state no longer
@@ -1286,7 +1306,8 @@ mod tests {
              VALUES ('E1', 'ER1', 'ee_1', x'0100000000000000', 0, 5), ('E2', 'ER1', 'ee_2', x'0200000000000000', 1, NULL),
                     ('E3', '', 'ee_3', x'0300000000000000', 0, NULL), ('E4', 'ER1', 'ee_4', x'0400000000000000', 0, 0),
                     ('E5', 'ER1', 'ee_5', x'0500000000000000', 0, 9), ('E6', 'ER1', 'ee_6', x'0600000000000000', 0, NULL);
-             INSERT INTO kota_groups(employer_ref, name, kota_id) VALUES ('ER1', 'A', 'gr_1');
+             INSERT INTO kota_groups(employer_ref, name, kota_id) VALUES
+                ('ER1', 'B', 'gr_2'), ('GONE', 'A', 'gr_3'), ('ER1', 'A', 'gr_1');
              INSERT INTO ic_groups(employer_ref, name, ic_id) VALUES ('ER1', 'A', 'ic_1');
              INSERT INTO connections(employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status)
              VALUES ('ER1', '8fac0992-933a-4743-8dab-0d606ef2569e', 'c_1', 'g_1', x'0100000000000000', 'completed');",
@@ -1314,14 +1335,28 @@ mod tests {
             // A plan's snapshot has the groups and connections without
             // their remote ids; apply's has them.
             let ids = detail == Detail::Nightly;
-            let group = (
-                EmployerRef::parse("ER1").unwrap(),
-                GroupName::parse("A").unwrap(),
+            // Each employer's groups together, in name order, an employer
+            // the employers table lacks included.
+            let id = |id: &str| if ids { id.to_owned() } else { String::new() };
+            let groups = |g: &Groups| -> Vec<(String, String)> {
+                g.iter()
+                    .map(|(n, id)| (n.to_string(), id.clone()))
+                    .collect()
+            };
+            let a_b = [("A".to_owned(), id("gr_1")), ("B".to_owned(), id("gr_2"))];
+            assert_eq!(groups(&loaded.kota_groups["ER1"]), a_b);
+            assert_eq!(
+                groups(&loaded.kota_groups["GONE"]),
+                [("A".to_owned(), id("gr_3"))]
             );
-            assert_eq!(loaded.kota_groups[&group], if ids { "gr_1" } else { "" });
-            assert_eq!(loaded.ic_groups[&group], if ids { "ic_1" } else { "" });
+            assert_eq!(loaded.kota_groups["ER1"].get("B"), Some(&id("gr_2")));
+            assert_eq!(loaded.kota_groups["ER1"].get("C"), None);
+            assert_eq!(
+                groups(&loaded.ic_groups["ER1"]),
+                [("A".to_owned(), id("ic_1"))]
+            );
             let c = &loaded.connections[&(
-                group.0.clone(),
+                EmployerRef::parse("ER1").unwrap(),
                 CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").unwrap(),
             )];
             assert_eq!((c.status.as_str(), c.fp.0.len()), ("completed", 1));

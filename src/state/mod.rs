@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 pub use db::Summarised;
 pub use effect::{Effect, JournalStatus};
 pub use snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Ineligibility, MembershipState,
-    Sections, Snapshot,
+    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Groups, Ineligibility,
+    MembershipState, Sections, Snapshot,
 };
 
 /// What can go wrong with the state database. Each message says what to do.

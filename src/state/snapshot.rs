@@ -302,6 +302,40 @@ where
     }
 }
 
+/// One employer's groups in Kota or Invisible Collector, by name, with
+/// their remote ids (empty in a plan's snapshot: `db::Detail::Planning`).
+/// Per employer rather than keyed by (employer, name): the planner asks
+/// about an employer's few groups together, and 150,000 keys of two
+/// strings each cost a hash probe and a cache miss per group, twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Groups(Vec<(GroupName, String)>);
+
+impl Groups {
+    /// The id of the group named `name`, if the state has it.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+    /// Record group `name` with `id` (replacing an id it had).
+    pub fn insert(&mut self, name: GroupName, id: String) {
+        match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => self.0[i].1 = id,
+            Err(i) => self.0.insert(i, (name, id)),
+        }
+    }
+    /// The groups in name order, with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (&GroupName, &String)> {
+        self.0.iter().map(|(n, id)| (n, id))
+    }
+    /// Built from groups in any order, with distinct names.
+    pub(crate) fn from_unsorted(mut groups: Vec<(GroupName, String)>) -> Groups {
+        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Groups(groups)
+    }
+}
+
 /// The whole state, as the planner sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -311,10 +345,10 @@ pub struct Snapshot {
     /// fingerprint cannot be matched against a table of known values.
     pub fp_seed: u64,
     pub employers: FxHashMap<EmployerRef, EmployerSnap>,
-    /// Kota group ids by employer and name.
-    pub kota_groups: FxHashMap<(EmployerRef, GroupName), String>,
-    /// Invisible Collector group ids by employer and name.
-    pub ic_groups: FxHashMap<(EmployerRef, GroupName), String>,
+    /// Each employer's Kota groups.
+    pub kota_groups: FxHashMap<EmployerRef, Groups>,
+    /// Each employer's Invisible Collector groups.
+    pub ic_groups: FxHashMap<EmployerRef, Groups>,
     pub connections: FxHashMap<(EmployerRef, CarrierId), ConnectionSnap>,
     pub employees: EmployeeTable,
     /// The refs of the employers the employees are under, by the number

@@ -147,16 +147,6 @@ pub(crate) fn read_again(path: &Path, offset: u64, rec: &mut ByteRecord) -> Resu
     }
 }
 
-impl Located {
-    /// This location, counted from line `base + 1` rather than line 1.
-    pub(crate) fn after(self, base: u64) -> Located {
-        Located {
-            line: self.line + base,
-            end_line: self.end_line + base,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     /// What waits for the reader stays small (see [`super::Ahead`]).

@@ -247,11 +247,32 @@ enum Split {
     At(u64, u64),
 }
 
-/// The row's state, looked up before anything else: the synced employee
-/// its ref (as written, trimmed) names, and the row's digest if it is one
-/// the state may vouch for. `compute` says whether to digest a synced
-/// employee's row whose digest was recorded (the reader asks whether the
-/// row is the employee's first; a row read ahead cannot tell, so always).
+/// What the state says of a row, looked up before anything else
+/// ([`look_up`]).
+#[derive(Clone, Copy, Default)]
+struct Looked {
+    /// The synced employee its ref (as written, trimmed) names.
+    synced: Option<u32>,
+    /// The row's digest, if it was computed.
+    digest: Option<Salted>,
+    /// The digest an apply recorded for that employee (0: none).
+    recorded: u64,
+}
+
+impl Looked {
+    /// The synced employee whose recorded digest the row's bytes match:
+    /// unchanged, if this is that employee's first row.
+    fn matching(&self) -> Option<u32> {
+        let matches = self.recorded != 0 && self.digest.map(|s| s.digest) == Some(self.recorded);
+        self.synced.filter(|_| matches)
+    }
+}
+
+/// The row's state: the synced employee its ref names, and the row's
+/// digest if it is one the state may vouch for. `compute` says whether to
+/// digest a synced employee's row whose digest was recorded (the reader
+/// asks whether the row is the employee's first; a row read ahead cannot
+/// tell, so always).
 fn look_up(
     rec: &ByteRecord,
     header: &Header,
@@ -260,13 +281,13 @@ fn look_up(
     digester: &mut RowDigester,
     next: &mut u32,
     compute: impl FnOnce(u32) -> bool,
-) -> (Option<u32>, Option<Salted>, bool) {
+) -> Looked {
     let field = |id: usize| {
         let b = rec.get(header.pos(id)?)?;
         std::str::from_utf8(b).ok().map(trim)
     };
     let Some(found) = field(EMPLOYEE_REF).and_then(|r| known.employees.find(r, next)) else {
-        return (None, None, false);
+        return Looked::default();
     };
     let mut digest = None;
     // A row whose employer is not in the file has no digest.
@@ -281,8 +302,11 @@ fn look_up(
             salt,
         });
     }
-    let matches = found.digest != 0 && digest.map(|s| s.digest) == Some(found.digest);
-    (Some(found.at), digest, matches)
+    Looked {
+        synced: Some(found.at),
+        digest,
+        recorded: found.digest,
+    }
 }
 
 /// [`read_employee_rows`] with `threads` checking threads (0: checked on
@@ -326,12 +350,11 @@ fn read_rows_checked_on<T: Send>(
                     let mut digester = RowDigester::new(k.seed, header);
                     let mut next = 0;
                     let look = |rec: &ByteRecord| {
-                        let (synced, digest, matches) =
+                        let looked =
                             look_up(rec, header, employers, k, &mut digester, &mut next, |_| {
                                 true
                             });
-                        let at = synced.filter(|_| matches);
-                        ((synced, digest), at)
+                        (looked, looked.matching())
                     };
                     ahead::read_ahead(path, from, look, tx);
                 })
@@ -371,9 +394,6 @@ fn read_rows_checked_on<T: Send>(
     })
 }
 
-/// What a row read ahead notes: its synced employee and its digest.
-type AheadNote = (Option<u32>, Option<Salted>);
-
 /// The reading loop of [`read_rows_checked_on`]: each row is looked up in
 /// the state, handed over if unchanged, else noted for the duplicate check
 /// and sent to be checked; from the seam on (if `ahead` reached it), the
@@ -382,7 +402,7 @@ type AheadNote = (Option<u32>, Option<Salted>);
 fn read_rows<T: Send>(
     threads: usize,
     src: &mut CsvSource,
-    mut ahead: Option<(u64, std::sync::mpsc::Receiver<ahead::Batch<AheadNote>>)>,
+    mut ahead: Option<(u64, std::sync::mpsc::Receiver<ahead::Batch<Looked>>)>,
     path: &Path,
     header: &Header,
     employers: &Employers,
@@ -417,7 +437,14 @@ fn read_rows<T: Send>(
                                     // (its digest is computed again if
                                     // apply records it).
                                     ahead::read_again(path, offset, feed.slot())?;
-                                    (loc, (Some(at), None))
+                                    let synced = Some(at);
+                                    (
+                                        loc,
+                                        Looked {
+                                            synced,
+                                            ..Looked::default()
+                                        },
+                                    )
                                 }
                                 Ahead::Row(row) => {
                                     let (rec, loc, note) = *row;
@@ -425,11 +452,10 @@ fn read_rows<T: Send>(
                                     (loc.after(base), note)
                                 }
                             };
-                            let (synced, digest) = noted;
                             let noted = Noted {
                                 loc,
-                                synced,
-                                digest,
+                                synced: noted.synced,
+                                digest: noted.digest,
                                 occurrence: Occurrence::Unkeyed,
                             };
                             keep(feed, order, header, noted, sink);
@@ -468,13 +494,15 @@ fn read_rows<T: Send>(
             // computed, serves the full check too.
             if let (Some(k), Some(d)) = (known, digester.as_deref_mut()) {
                 let firsts = &order.firsts;
-                let (synced, digest, matches) =
-                    look_up(rec, header, employers, k, d, &mut next, |at| {
-                        firsts.synced_is_new(at)
-                    });
-                noted.synced = synced;
-                noted.digest = digest;
-                if let Some(at) = synced.filter(|&at| matches && order.firsts.synced_is_new(at)) {
+                let looked = look_up(rec, header, employers, k, d, &mut next, |at| {
+                    firsts.synced_is_new(at)
+                });
+                noted.synced = looked.synced;
+                noted.digest = looked.digest;
+                if let Some(at) = looked
+                    .matching()
+                    .filter(|&at| order.firsts.synced_is_new(at))
+                {
                     order.firsts.unchanged(at, loc.line);
                     sink(Streamed::Unchanged(at));
                     continue;

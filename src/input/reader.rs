@@ -142,6 +142,17 @@ pub(crate) struct Located {
     pub end_line: u64,
 }
 
+impl Located {
+    /// This location, counted from line `base + 1` rather than line 1 (a
+    /// source opened partway, [`CsvSource::open_at`]).
+    pub(crate) fn after(self, base: u64) -> Located {
+        Located {
+            line: self.line + base,
+            end_line: self.end_line + base,
+        }
+    }
+}
+
 /// The CSV parser over a hashing, line-counting source.
 pub(crate) struct CsvSource {
     pub path: String,

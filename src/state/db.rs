@@ -1216,14 +1216,20 @@ pub fn connections(conn: &Connection) -> rusqlite::Result<Vec<ConnectionRow>> {
 mod tests {
     use super::*;
 
+    /// A new state database in a temporary directory, with `sql` run in it.
+    fn state_with(sql: &str) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("state.db")).unwrap();
+        conn.execute_batch(sql).unwrap();
+        (dir, conn)
+    }
+
     /// The merge of the two ordered scans: each employee gets exactly its
     /// own memberships, sorted, whatever lies between (memberships of
     /// refs without an employee row, or of rows the snapshot skips).
     #[test]
     fn memberships_merge_onto_their_employees() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
+        let (_dir, conn) = state_with(
             "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
              INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES
                 ('E1', 'ER1', 'ee_1', x''), ('E3', 'ER1', 'ee_3', x''),
@@ -1234,8 +1240,7 @@ mod tests {
                 ('E2', 'A', 'added', NULL), ('E3', 'C', 'added', NULL),
                 ('E5', 'A', 'added', NULL), ('E6', ' ', 'added', NULL),
                 ('E6', 'D', 'added', NULL), ('E9', 'A', 'added', NULL);",
-        )
-        .unwrap();
+        );
         let snap = load_snapshot(&conn, Detail::Whole).unwrap();
         let groups = |e: &str| -> Vec<String> {
             snap.employees[e]
@@ -1298,9 +1303,7 @@ mod tests {
     /// plan's snapshot leaves the groups' and connections' ids empty.
     #[test]
     fn summarised_loads_fill_whole_rows_as_a_whole_load_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
+        let (_dir, conn) = state_with(
             "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
              INSERT INTO employees(employee_ref, employer_ref, kota_id, fp, offboarded, row_digest)
              VALUES ('E1', 'ER1', 'ee_1', x'0100000000000000', 0, 5), ('E2', 'ER1', 'ee_2', x'0200000000000000', 1, NULL),
@@ -1311,8 +1314,7 @@ mod tests {
              INSERT INTO ic_groups(employer_ref, name, ic_id) VALUES ('ER1', 'A', 'ic_1');
              INSERT INTO connections(employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status)
              VALUES ('ER1', '8fac0992-933a-4743-8dab-0d606ef2569e', 'c_1', 'g_1', x'0100000000000000', 'completed');",
-        )
-        .unwrap();
+        );
         let plan: Vec<String> = conn
             .prepare(
                 "EXPLAIN QUERY PLAN SELECT employee_ref, employer_ref, offboarded, row_digest
@@ -1405,9 +1407,7 @@ mod tests {
     /// not at all if the state has it under another employer.
     #[test]
     fn employees_name_their_employers_by_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
+        let (_dir, conn) = state_with(
             "INSERT INTO employers(employer_ref, kota_id, fp) VALUES
                 ('ER1', 'er_1', x''), ('ER2', 'er_2', x'');
              INSERT INTO employees(employee_ref, employer_ref, kota_id, fp, row_digest) VALUES
@@ -1415,8 +1415,7 @@ mod tests {
                 ('E3', 'ER1', 'ee_3', x'', 7), ('E4', 'GONE', 'ee_4', x'', 8);
              INSERT INTO memberships(employee_ref, group_name, status, reasons) VALUES
                 ('E1', 'A', 'added', NULL);",
-        )
-        .unwrap();
+        );
         let snap = load_snapshot(&conn, Detail::Planning).unwrap();
         let employer = |e: &str| snap.employer_of(&snap.employees[e]).as_str();
         assert_eq!(
@@ -1452,14 +1451,11 @@ mod tests {
 
     #[test]
     fn effects_on_an_employee_clear_its_row_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
+        let (_dir, mut conn) = state_with(
             "INSERT INTO employers(employer_ref, kota_id, fp) VALUES ('ER1', 'er_1', x'');
              INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES
                 ('E1', 'ER1', 'ee_1', x''), ('E2', 'ER1', 'ee_2', x'');",
-        )
-        .unwrap();
+        );
         let ee = |s: &str| EmployeeRef::parse(s).unwrap();
         let er = EmployerRef::parse("ER1").unwrap();
         let digests = |conn: &Connection| -> Vec<(String, Option<i64>)> {

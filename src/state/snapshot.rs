@@ -319,6 +319,7 @@ impl Groups {
             .map(|i| &self.0[i].1)
     }
     /// Record group `name` with `id` (replacing an id it had).
+    #[cfg(test)]
     pub fn insert(&mut self, name: GroupName, id: String) {
         match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
             Ok(i) => self.0[i].1 = id,
@@ -365,6 +366,7 @@ impl Snapshot {
     /// `er`'s number in [`Snapshot::employer_numbers`], given one if it has
     /// none. (A linear search: for snapshots built a few rows at a time;
     /// the state load numbers its employers through a map.)
+    #[cfg(test)]
     pub fn employer_number(&mut self, er: &EmployerRef) -> u32 {
         let no = match self.employer_numbers.iter().position(|k| k == er) {
             Some(no) => no,

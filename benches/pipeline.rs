@@ -380,9 +380,10 @@ fn plan_part(cfg: &Config) -> PlanResults {
     // would measure that build's state: the stamp names what it was made
     // for.
     let made_for = format!(
-        "schema {}, row digests v{}",
+        "schema {}, row digests v{}, pages of {} bytes",
         benefits_sync::state::schema::CURRENT_VERSION,
-        benefits_sync::input::ROW_DIGEST_VERSION
+        benefits_sync::input::ROW_DIGEST_VERSION,
+        benefits_sync::state::schema::PAGE_SIZE
     );
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(made_for.as_str()) {
         eprintln!("plan: seeding the warm state (nights 1 and 2 recorded) ...");

@@ -66,6 +66,12 @@ pub fn open_with(path: &Path, check: Check) -> Result<(Connection, bool), StateE
     if found > schema::CURRENT_VERSION {
         return Err(StateError::TooNew(display, found, schema::CURRENT_VERSION));
     }
+    if found == 0 {
+        // Only takes on a file not yet written (switching to WAL below is
+        // its first write); on any other it changes nothing.
+        conn.pragma_update(None, "page_size", schema::PAGE_SIZE)
+            .map_err(|e| classify_open_error(path, e))?;
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(|e| classify_open_error(path, e))?;
@@ -220,7 +226,8 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             .unwrap_or(0),
         ..Snapshot::default()
     };
-    let mut st = conn.prepare("SELECT employer_ref, kota_id, fp, noyo_group_id FROM employers")?;
+    let mut st =
+        conn.prepare("SELECT employer_ref, kota_id, fp, noyo_group_id, no FROM employers")?;
     let rows = st.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -229,21 +236,26 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
                 fp: Sections::from_blob(&r.get::<_, Vec<u8>>(2)?),
                 noyo_group_id: r.get(3)?,
             },
+            r.get::<_, Option<i64>>(4)?,
         ))
     })?;
     snap.employers.reserve(count_rows(conn, "employers")?);
+    let mut stored = Vec::with_capacity(snap.employers.capacity());
     for row in rows {
-        let (k, v) = row?;
+        let (k, v, no) = row?;
         if let Ok(k) = EmployerRef::parse(&k) {
             // Every employee row below clones its employer's ref: pinned,
             // the clones count no references (see `GroupName::pin`).
             k.pin();
+            if let Some(no) = no.and_then(|n| u32::try_from(n).ok()) {
+                stored.push((no, k.clone()));
+            }
             snap.employers.insert(k, v);
         }
     }
     // Groups and connections share the employers' refs and one copy of
     // each group name: a 50,000-employer state has 300,000 group rows.
-    let mut employer_refs = EmployerRefs::new(&snap.employers);
+    let mut employer_refs = EmployerRefs::new(&snap.employers, &stored);
     let mut names = GroupNames::default();
     // Left empty for a plan (`Detail::Planning`).
     let ids = detail != Detail::Planning;
@@ -313,10 +325,9 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     // (`load_whole_rows`).
     let summarise = detail != Detail::Whole;
     let mut st = conn.prepare(if summarise {
-        "SELECT employee_ref, employer_ref, offboarded, row_digest
-         FROM employees INDEXED BY employees_summary ORDER BY employee_ref"
+        EMPLOYEE_SUMMARIES
     } else {
-        "SELECT employee_ref, employer_ref, offboarded, row_digest, kota_id, fp
+        "SELECT employee_ref, employer_no, employer_ref, offboarded, row_digest, kota_id, fp
          FROM employees ORDER BY employee_ref"
     })?;
     let mut rows = st.query([])?;
@@ -325,22 +336,24 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     let mut whole = Vec::new();
     while let Some(r) = rows.next()? {
         let raw = r.get_ref(0)?.as_str()?;
-        let (Ok(key), Some(employer_no)) = (
-            EmployeeRef::parse(raw),
-            employer_refs.number(r.get_ref(1)?.as_str()?),
-        ) else {
+        // By the stored number (schema v6), else by the ref's text.
+        let employer_no = match employer_refs.stored(r.get_ref(1)?.as_i64_or_null()?) {
+            Some(no) => Some(no),
+            None => employer_refs.number(r.get_ref(2)?.as_str()?),
+        };
+        let (Ok(key), Some(employer_no)) = (EmployeeRef::parse(raw), employer_no) else {
             continue;
         };
-        let offboarded = r.get(2)?;
-        let row_digest = r.get::<_, Option<i64>>(3)?.map_or(0, |d| d as u64);
+        let offboarded = r.get(3)?;
+        let row_digest = r.get::<_, Option<i64>>(4)?.map_or(0, |d| d as u64);
         // A planning snapshot leaves out what a digested employee's plan
         // only needs if the row changed: fetched then (`fetch_employees`).
         let partial = summarise && row_digest != 0;
         let (kota_id, fp) = match summarise {
             true => Default::default(),
             false => (
-                r.get_ref(4)?.as_str()?.into(),
-                Sections::from_blob(r.get_ref(5)?.as_blob()?),
+                r.get_ref(5)?.as_str()?.into(),
+                Sections::from_blob(r.get_ref(6)?.as_blob()?),
             ),
         };
         if !partial {
@@ -369,6 +382,13 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     snap.employer_numbers = employer_refs.by_number;
     Ok(snap)
 }
+
+/// Every employee's summary, in ref order, from the covering index alone
+/// (schema v5 and v6): the columns of a whole load's query, up to the row
+/// digest.
+const EMPLOYEE_SUMMARIES: &str =
+    "SELECT employee_ref, employer_no, employer_ref, offboarded, row_digest
+     FROM employees INDEXED BY employees_summary ORDER BY employee_ref";
 
 /// The fingerprints (and, for [`Detail::Nightly`], the Kota ids) of the
 /// employees at `whole` (ascending positions), which a summarising scan
@@ -720,21 +740,50 @@ struct EmployerRefs {
     /// connections tables list an employer's rows one after another, so
     /// most rows need no lookup.
     last: Option<u32>,
+    /// Each number by the employer's stored `no` (schema v6), `u32::MAX`
+    /// for none: a small array, where the text's map is a cache miss.
+    by_stored: Vec<u32>,
 }
 
 impl EmployerRefs {
-    fn new<V>(employers: &FxHashMap<EmployerRef, V>) -> EmployerRefs {
+    /// The refs of `employers`, and the stored numbers of those `stored`
+    /// pairs (`no`, ref) gives.
+    fn new<V>(
+        employers: &FxHashMap<EmployerRef, V>,
+        stored: &[(u32, EmployerRef)],
+    ) -> EmployerRefs {
         let by_number: Vec<EmployerRef> = employers.keys().cloned().collect();
-        let by_text = by_number
+        let by_text: FxHashMap<compact_str::CompactString, u32> = by_number
             .iter()
             .enumerate()
             .map(|(no, k)| (k.as_str().into(), no as u32))
             .collect();
+        let mut by_stored = Vec::new();
+        for (stored, k) in stored {
+            let at = *stored as usize;
+            // Numbers go up one employer at a time: one far above the
+            // employers' count is not this scheme's, and is left to the
+            // text rather than sizing the array by it.
+            if at > 4 * by_number.len() + 1024 {
+                continue;
+            }
+            if by_stored.len() <= at {
+                by_stored.resize(at + 1, u32::MAX);
+            }
+            by_stored[at] = by_text[k.as_str()];
+        }
         EmployerRefs {
             by_text,
             by_number,
             last: None,
+            by_stored,
         }
+    }
+
+    /// The number of the employer stored as `no`, if it has one.
+    fn stored(&self, no: Option<i64>) -> Option<u32> {
+        let no = usize::try_from(no?).ok()?;
+        self.by_stored.get(no).copied().filter(|&n| n != u32::MAX)
     }
 
     /// The shared ref, or a fresh one (kept for the next row) for an
@@ -843,6 +892,9 @@ pub fn record_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> 
     bump_version(tx)
 }
 
+/// An employer row gets its number (schema v6) when first written, one more
+/// than the largest, and keeps it: the upserts below never set `no`. An
+/// employee row takes its employer's number with its employer's ref.
 fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
     match effect {
         Effect::Employer {
@@ -851,7 +903,7 @@ fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
             fp,
         } => {
             tx.execute(
-                "INSERT INTO employers(employer_ref, kota_id, fp) VALUES (?1, ?2, ?3)
+                "INSERT INTO employers(employer_ref, kota_id, fp, no) VALUES (?1, ?2, ?3, (SELECT coalesce(max(no), 0) + 1 FROM employers))
                  ON CONFLICT(employer_ref) DO UPDATE SET kota_id = excluded.kota_id, fp = excluded.fp",
                 params![employer_ref.as_str(), kota_id, fp.to_blob()],
             )?;
@@ -891,7 +943,7 @@ fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
             )?;
             // The employer's Noyo group is the one its first connection made.
             tx.execute(
-                "INSERT INTO employers(employer_ref, kota_id, fp, noyo_group_id) VALUES (?1, NULL, x'', ?2)
+                "INSERT INTO employers(employer_ref, kota_id, fp, noyo_group_id, no) VALUES (?1, NULL, x'', ?2, (SELECT coalesce(max(no), 0) + 1 FROM employers))
                  ON CONFLICT(employer_ref) DO UPDATE SET noyo_group_id = COALESCE(employers.noyo_group_id, excluded.noyo_group_id)",
                 params![employer_ref.as_str(), noyo_group_id],
             )?;
@@ -913,10 +965,17 @@ fn apply_effect(tx: &Transaction, effect: &Effect) -> rusqlite::Result<()> {
             fp,
         } => {
             tx.execute(
-                "INSERT INTO employees(employee_ref, employer_ref, kota_id, fp) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO employees(employee_ref, employer_ref, employer_no, kota_id, fp)
+                    VALUES (?1, ?2, (SELECT no FROM employers WHERE employer_ref = ?2), ?3, ?4)
                  ON CONFLICT(employee_ref) DO UPDATE SET employer_ref = excluded.employer_ref,
-                    kota_id = excluded.kota_id, fp = excluded.fp, row_digest = NULL",
-                params![employee_ref.as_str(), employer_ref.as_str(), kota_id, fp.to_blob()],
+                    employer_no = excluded.employer_no, kota_id = excluded.kota_id,
+                    fp = excluded.fp, row_digest = NULL",
+                params![
+                    employee_ref.as_str(),
+                    employer_ref.as_str(),
+                    kota_id,
+                    fp.to_blob()
+                ],
             )?;
         }
         Effect::EmployeeOffboarded { employee_ref } => {
@@ -1224,6 +1283,30 @@ mod tests {
         (dir, conn)
     }
 
+    /// A new state gets the larger pages; a state written with SQLite's
+    /// default keeps its own, and opens and migrates as before.
+    #[test]
+    fn new_states_get_the_page_size_and_old_ones_keep_theirs() {
+        let page_size =
+            |c: &Connection| -> u32 { c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap() };
+        let (_dir, conn) = state_with("");
+        assert_eq!(page_size(&conn), schema::PAGE_SIZE);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        assert_eq!(page_size(&old), 4096);
+        drop(old);
+        let conn = open(&path).unwrap();
+        assert_eq!(page_size(&conn), 4096);
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::CURRENT_VERSION);
+    }
+
     /// The merge of the two ordered scans: each employee gets exactly its
     /// own memberships, sorted, whatever lies between (memberships of
     /// refs without an employee row, or of rows the snapshot skips).
@@ -1316,10 +1399,7 @@ mod tests {
              VALUES ('ER1', '8fac0992-933a-4743-8dab-0d606ef2569e', 'c_1', 'g_1', x'0100000000000000', 'completed');",
         );
         let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT employee_ref, employer_ref, offboarded, row_digest
-                 FROM employees INDEXED BY employees_summary ORDER BY employee_ref",
-            )
+            .prepare(&format!("EXPLAIN QUERY PLAN {EMPLOYEE_SUMMARIES}"))
             .unwrap()
             .query_map([], |r| r.get::<_, String>(3))
             .unwrap()
@@ -1398,6 +1478,103 @@ mod tests {
                 assert!(row.partial && row.fp == Sections::default() && row.kota_id.is_empty());
                 assert_eq!(row.row_digest, all.employees[k].row_digest);
             }
+        }
+    }
+
+    /// The stored numbers (schema v6): each employer written gets its own
+    /// and keeps it through later writes, each employee written carries
+    /// its employer's, and the load finds employers by them; a row without
+    /// a usable number (its employer unnumbered when it was written, or a
+    /// number no employer has) is found by its employer's ref instead.
+    #[test]
+    fn employers_are_numbered_once_and_employees_carry_the_number() {
+        let (_dir, mut conn) = state_with("");
+        let er = |s: &str| EmployerRef::parse(s).unwrap();
+        let ee = |s: &str| EmployeeRef::parse(s).unwrap();
+        let employer = |r: &str| Effect::Employer {
+            employer_ref: er(r),
+            kota_id: format!("k_{r}"),
+            fp: Sections::default(),
+        };
+        let employee = |e: &str, r: &str| Effect::Employee {
+            employee_ref: ee(e),
+            employer_ref: er(r),
+            kota_id: format!("k_{e}"),
+            fp: Sections::default(),
+        };
+        let tx = conn.transaction().unwrap();
+        for effect in [
+            employer("ER1"),
+            employer("ER2"),
+            employee("E1", "ER1"),
+            employee("E2", "ER2"),
+            // An employee written before its employer: no number yet.
+            employee("E3", "ER3"),
+            // An employer first written by its connection.
+            Effect::Connection {
+                employer_ref: er("ER3"),
+                carrier_id: CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").unwrap(),
+                noyo_id: "n1".into(),
+                noyo_group_id: "g1".into(),
+                fp: Sections::default(),
+                status: "pending".into(),
+            },
+            employee("E4", "ER3"),
+            // Written again: the same numbers.
+            employer("ER1"),
+            employer("ER3"),
+            // Moved to another employer: the other's number.
+            employee("E2", "ER1"),
+        ] {
+            apply_effect(&tx, &effect).unwrap();
+        }
+        tx.commit().unwrap();
+        let numbers: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT employer_ref, no FROM employers ORDER BY employer_ref")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let numbers: Vec<(&str, Option<i64>)> =
+            numbers.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        assert_eq!(
+            numbers,
+            [("ER1", Some(1)), ("ER2", Some(2)), ("ER3", Some(3))]
+        );
+        let carried: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT employee_ref, employer_no FROM employees ORDER BY employee_ref")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let carried: Vec<(&str, Option<i64>)> =
+            carried.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        assert_eq!(
+            carried,
+            [
+                ("E1", Some(1)),
+                ("E2", Some(1)),
+                ("E3", None),
+                ("E4", Some(3))
+            ]
+        );
+        // A number no employer has (as from a hand-edited state) and one
+        // far out of range: found by the ref's text.
+        conn.execute_batch(
+            "INSERT INTO employees(employee_ref, employer_ref, employer_no, kota_id, fp)
+             VALUES ('E5', 'ER2', 7, 'k', x''), ('E6', 'ER3', 4000000000, 'k', x'')",
+        )
+        .unwrap();
+        for detail in [Detail::Whole, Detail::Planning, Detail::Nightly] {
+            let snap = load_snapshot(&conn, detail).unwrap();
+            let employer = |e: &str| snap.employer_of(&snap.employees[e]).as_str();
+            assert_eq!(
+                ["E1", "E2", "E3", "E4", "E5", "E6"].map(employer),
+                ["ER1", "ER1", "ER3", "ER3", "ER2", "ER3"],
+                "{detail:?}"
+            );
         }
     }
 

@@ -40,9 +40,10 @@ fn dump(db: &Path, tables: &[&str]) -> Vec<String> {
         let mut st = c
             .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
             .unwrap();
-        // v4's row digests are new, not changed, data.
+        // v4's row digests and v6's employer numbers are new, not
+        // changed, data.
         let columns: Vec<usize> = (0..st.column_count())
-            .filter(|i| st.column_name(*i).unwrap() != "row_digest")
+            .filter(|i| !["row_digest", "no", "employer_no"].contains(&st.column_name(*i).unwrap()))
             .collect();
         let mut rows = st.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {
@@ -143,6 +144,24 @@ async fn a_v1_state_migrates_keeps_its_data_and_syncs_as_before() {
         before,
         "v1 rows changed by the migration"
     );
+    // v6 numbered the employers once each, and every employee carries its
+    // employer's number.
+    {
+        let c = rusqlite::Connection::open(&state).unwrap();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert!(count("SELECT count(*) FROM employees") > 0);
+        assert_eq!(
+            count("SELECT count(DISTINCT no) FROM employers"),
+            count("SELECT count(*) FROM employers")
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM employees e JOIN employers r USING (employer_ref)
+                 WHERE e.employer_no IS r.no"
+            ),
+            count("SELECT count(*) FROM employees")
+        );
+    }
     // v3 keeps no done journal rows (their effects are the record); every
     // other row is kept as it was.
     let open: Vec<_> = journal_before

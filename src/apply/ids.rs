@@ -59,11 +59,13 @@ impl Ids {
         }
         summarised.sort();
         summarised.dedup();
-        for (k, v) in &s.connections {
-            m.connections.insert(k.clone(), v.noyo_id.clone());
-            m.noyo_groups
-                .entry(k.0.clone())
-                .or_insert_with(|| v.noyo_group_id.clone());
+        for (er, connections) in &s.connections {
+            for (c, v) in connections.iter() {
+                m.connections.insert((er.clone(), *c), v.noyo_id.clone());
+                m.noyo_groups
+                    .entry(er.clone())
+                    .or_insert_with(|| v.noyo_group_id.clone());
+            }
         }
         (Ids(Mutex::new(m)), summarised)
     }

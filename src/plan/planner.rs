@@ -379,9 +379,10 @@ impl<'a> Planner<'a> {
             .and_then(|s| s.noyo_group_id.as_ref())
             .is_some();
         let mut group_creator: Option<u32> = None;
+        let synced = self.snap.connections.get(er);
         for c in &e.connections {
             let fp = fingerprint::connection(seed, e, c);
-            match self.snap.connections.get(&(er.clone(), c.carrier_id)) {
+            match synced.and_then(|s| s.get(&c.carrier_id)) {
                 None => {
                     let deps = Deps::of(group_creator);
                     let note = if group_known || group_creator.is_some() {

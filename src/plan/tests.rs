@@ -386,18 +386,18 @@ fn ineligible_memberships_are_checked_again() {
 fn unable_to_connect_is_retried() {
     let ers = vec![employer("ACME", &[], &[C1])];
     let mut snap = synced(&ers, &[]);
-    snap.connections.insert(
-        (
-            EmployerRef::parse("ACME").unwrap(),
+    snap.connections
+        .entry(EmployerRef::parse("ACME").unwrap())
+        .or_default()
+        .insert(
             CarrierId::parse(C1).unwrap(),
-        ),
-        crate::state::ConnectionSnap {
-            noyo_id: "c1".into(),
-            noyo_group_id: "g1".into(),
-            fp: fingerprint::connection(7, &ers[0], &ers[0].connections[0]),
-            status: "unable_to_connect".into(),
-        },
-    );
+            crate::state::ConnectionSnap {
+                noyo_id: "c1".into(),
+                noyo_group_id: "g1".into(),
+                fp: fingerprint::connection(7, &ers[0], &ers[0].connections[0]),
+                status: "unable_to_connect".into(),
+            },
+        );
     let body = plan(&snap, &ers, vec![], ctx());
     assert_eq!(
         keys(&body.operations),

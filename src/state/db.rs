@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::effect::{Effect, JournalStatus};
 use super::snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Groups, MembershipState, Sections,
-    Snapshot,
+    ConnectionSnap, Connections, EmployeeSnap, EmployeeTable, EmployerSnap, Groups,
+    MembershipState, Sections, Snapshot,
 };
 use super::{schema, StateError};
 use crate::fxhash::FxHashMap;
@@ -261,8 +261,7 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
     let ids = detail != Detail::Planning;
     for (table, id_col) in [("kota_groups", "kota_id"), ("ic_groups", "ic_id")] {
         let mut st = conn.prepare(&format!("SELECT employer_ref, name, {id_col} FROM {table}"))?;
-        // Each employer's groups, by its number, then into the map.
-        let mut by_number: Vec<Vec<(GroupName, String)>> = Vec::new();
+        let mut by_number = ByEmployer::default();
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let (Some(no), Some(n)) = (
@@ -271,33 +270,23 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             ) else {
                 continue;
             };
-            let no = no as usize;
-            if by_number.len() <= no {
-                by_number.resize_with(no + 1, Vec::new);
-            }
-            by_number[no].push((n, if ids { r.get(2)? } else { String::new() }));
+            by_number.push(no, (n, if ids { r.get(2)? } else { String::new() }));
         }
         let map = if table == "kota_groups" {
             &mut snap.kota_groups
         } else {
             &mut snap.ic_groups
         };
-        map.reserve(by_number.iter().filter(|g| !g.is_empty()).count());
-        for (no, groups) in by_number.into_iter().enumerate() {
-            if !groups.is_empty() {
-                let er = employer_refs.by_number[no].clone();
-                map.insert(er, Groups::from_unsorted(groups));
-            }
-        }
+        by_number.into_map(&employer_refs, map, Groups::from_unsorted);
     }
     let mut st = conn.prepare(
         "SELECT employer_ref, carrier_id, noyo_id, noyo_group_id, fp, status FROM connections",
     )?;
-    snap.connections.reserve(count_rows(conn, "connections")?);
+    let mut by_number = ByEmployer::default();
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
-        let (Some(e), Ok(c)) = (
-            employer_refs.get(r.get_ref(0)?.as_str()?),
+        let (Some(no), Ok(c)) = (
+            employer_refs.near(r.get_ref(0)?.as_str()?),
             CarrierId::parse(r.get_ref(1)?.as_str()?),
         ) else {
             continue;
@@ -314,8 +303,13 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
             fp: Sections::from_blob(r.get_ref(4)?.as_blob()?),
             status: r.get(5)?,
         };
-        snap.connections.insert((e, c), v);
+        by_number.push(no, (c, v));
     }
+    by_number.into_map(
+        &employer_refs,
+        &mut snap.connections,
+        Connections::from_unsorted,
+    );
     // Employees in ref order (the table is clustered on it, so the order
     // is free), then their memberships (`load_memberships`). Employer refs
     // and group names are shared with the rest of the snapshot rather than
@@ -736,7 +730,7 @@ struct EmployerRefs {
     by_text: FxHashMap<compact_str::CompactString, u32>,
     /// The refs by number: the snapshot's `employer_numbers`.
     by_number: Vec<EmployerRef>,
-    /// The number [`EmployerRefs::get`] last found: the groups and
+    /// The number [`EmployerRefs::near`] last found: the groups and
     /// connections tables list an employer's rows one after another, so
     /// most rows need no lookup.
     last: Option<u32>,
@@ -786,13 +780,6 @@ impl EmployerRefs {
         self.by_stored.get(no).copied().filter(|&n| n != u32::MAX)
     }
 
-    /// The shared ref, or a fresh one (kept for the next row) for an
-    /// employer the state no longer lists; `None` if it is not a valid ref.
-    fn get(&mut self, raw: &str) -> Option<EmployerRef> {
-        let no = self.near(raw)?;
-        Some(self.by_number[no as usize].clone())
-    }
-
     /// [`EmployerRefs::number`], for rows that come grouped by employer:
     /// the last number found first.
     fn near(&mut self, raw: &str) -> Option<u32> {
@@ -816,6 +803,42 @@ impl EmployerRefs {
         self.by_number.push(k);
         self.by_text.insert(raw.into(), no);
         Some(no)
+    }
+}
+
+/// Rows of a table listing employers' things (groups, connections), each
+/// employer's together by its number, for the snapshot's per-employer
+/// maps: filled by number, with no hash of a key per row.
+struct ByEmployer<T>(Vec<Vec<T>>);
+
+impl<T> Default for ByEmployer<T> {
+    fn default() -> Self {
+        ByEmployer(Vec::new())
+    }
+}
+
+impl<T> ByEmployer<T> {
+    fn push(&mut self, no: u32, row: T) {
+        let no = no as usize;
+        if self.0.len() <= no {
+            self.0.resize_with(no + 1, Vec::new);
+        }
+        self.0[no].push(row);
+    }
+
+    /// Into `map`, each employer's rows made into a `V` by `make`.
+    fn into_map<V>(
+        self,
+        refs: &EmployerRefs,
+        map: &mut FxHashMap<EmployerRef, V>,
+        make: impl Fn(Vec<T>) -> V,
+    ) {
+        map.reserve(self.0.iter().filter(|g| !g.is_empty()).count());
+        for (no, rows) in self.0.into_iter().enumerate() {
+            if !rows.is_empty() {
+                map.insert(refs.by_number[no].clone(), make(rows));
+            }
+        }
     }
 }
 
@@ -1437,10 +1460,9 @@ mod tests {
                 groups(&loaded.ic_groups["ER1"]),
                 [("A".to_owned(), id("ic_1"))]
             );
-            let c = &loaded.connections[&(
-                EmployerRef::parse("ER1").unwrap(),
-                CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").unwrap(),
-            )];
+            let c = loaded.connections["ER1"]
+                .get(&CarrierId::parse("8fac0992-933a-4743-8dab-0d606ef2569e").unwrap())
+                .unwrap();
             assert_eq!((c.status.as_str(), c.fp.0.len()), ("completed", 1));
             assert_eq!(c.noyo_id, if ids { "c_1" } else { "" });
             assert_eq!(c.noyo_group_id, if ids { "g_1" } else { "" });

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 pub use db::Summarised;
 pub use effect::{Effect, JournalStatus};
 pub use snapshot::{
-    ConnectionSnap, EmployeeSnap, EmployeeTable, EmployerSnap, Groups, Ineligibility,
+    ConnectionSnap, Connections, EmployeeSnap, EmployeeTable, EmployerSnap, Groups, Ineligibility,
     MembershipState, Sections, Snapshot,
 };
 

@@ -337,6 +337,39 @@ impl Groups {
     }
 }
 
+/// One employer's Noyo connections, by carrier. Per employer for the same
+/// reason as [`Groups`]: keyed by (employer, carrier), 124,000 connections
+/// were a hash probe and two cache misses each in the planner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connections(Vec<(CarrierId, ConnectionSnap)>);
+
+impl Connections {
+    /// The connection of `carrier`, if the state has it.
+    pub fn get(&self, carrier: &CarrierId) -> Option<&ConnectionSnap> {
+        self.0
+            .binary_search_by(|(c, _)| c.cmp(carrier))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+    /// Record the connection of `carrier` (replacing one it had).
+    #[cfg(test)]
+    pub fn insert(&mut self, carrier: CarrierId, c: ConnectionSnap) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&carrier)) {
+            Ok(i) => self.0[i].1 = c,
+            Err(i) => self.0.insert(i, (carrier, c)),
+        }
+    }
+    /// The connections in carrier order.
+    pub fn iter(&self) -> impl Iterator<Item = (&CarrierId, &ConnectionSnap)> {
+        self.0.iter().map(|(c, v)| (c, v))
+    }
+    /// Built from connections in any order, with distinct carriers.
+    pub(crate) fn from_unsorted(mut connections: Vec<(CarrierId, ConnectionSnap)>) -> Connections {
+        connections.sort_unstable_by_key(|c| c.0);
+        Connections(connections)
+    }
+}
+
 /// The whole state, as the planner sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -350,7 +383,8 @@ pub struct Snapshot {
     pub kota_groups: FxHashMap<EmployerRef, Groups>,
     /// Each employer's Invisible Collector groups.
     pub ic_groups: FxHashMap<EmployerRef, Groups>,
-    pub connections: FxHashMap<(EmployerRef, CarrierId), ConnectionSnap>,
+    /// Each employer's Noyo connections.
+    pub connections: FxHashMap<EmployerRef, Connections>,
     pub employees: EmployeeTable,
     /// The refs of the employers the employees are under, by the number
     /// each employee row names ([`EmployeeSnap::employer_no`]).

@@ -1,10 +1,4 @@
-//! Reading the second part of a file ahead, on a thread of its own.
-//!
-//! employers.csv (`input::employers`): a helper reads and validates the
-//! rows after the seam while the reader reads those before it, and the
-//! reader then adds the helper's employers to its own, unless an employer
-//! with rows on both sides disagrees across the seam (it then reads on
-//! alone). The rest of this note is about employees.csv.
+//! Reading the second part of employees.csv ahead, on a thread of its own.
 //!
 //! On a nightly run nearly every row is one the state vouches for
 //! (`input::digest`): reading it is parsing it, finding its employee and
@@ -43,18 +37,6 @@ const IN_FLIGHT: usize = 256;
 /// than it saves.
 pub(crate) const MIN_LEN: u64 = 8 << 20;
 
-/// Whether to read the rows after a seam on a helper thread.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Split {
-    /// For a file of [`MIN_LEN`] or more (employees.csv: only against a
-    /// state, where rows it vouches for are cheap enough to check that
-    /// reading them is the bottleneck).
-    Auto,
-    /// At this fraction of the file's bytes, whatever its size (tests).
-    #[cfg(test)]
-    At(u64, u64),
-}
-
 /// A row read ahead, with its lines counted from the seam. (32 bytes: on
 /// a nightly run, half a million of these may wait for the reader.)
 pub(crate) enum Ahead<N> {
@@ -90,23 +72,6 @@ pub(crate) fn seam(src: &CsvSource, path: &Path, fraction: (u64, u64)) -> Option
             return Some(at + i as u64 + 1 - src.skipped());
         }
         at += n as u64;
-    }
-}
-
-/// The lines that end before file offset `end`: those before a seam, when
-/// the rows after it are numbered by the helper.
-pub(crate) fn lines_before(path: &Path, end: u64) -> std::io::Result<u64> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?.take(end);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut lines = 0;
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(lines),
-            Ok(n) => lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use csv::ByteRecord;
 
-use super::ahead::{self, Ahead, Split};
+use super::ahead::{self, Ahead};
 use super::digest::RowDigester;
 use super::first_rows::{FirstRows, Occurrence};
 use super::header::Header;
@@ -234,6 +234,17 @@ pub fn read_employee_rows<T: Send>(
         make,
         sink,
     )
+}
+
+/// Whether to read the rows after a seam on a helper thread (`ahead`).
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    /// For a large file read against a state: rows the state vouches for
+    /// are cheap enough to check that reading them is the bottleneck.
+    Auto,
+    /// At this fraction of the file's bytes, whatever its size (tests).
+    #[cfg(test)]
+    At(u64, u64),
 }
 
 /// What the state says of a row, looked up before anything else

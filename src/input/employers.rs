@@ -12,9 +12,8 @@ use std::path::Path;
 use compact_str::CompactString;
 use csv::ByteRecord;
 
-use super::ahead::{self, Split};
 use super::header::Header;
-use super::reader::{is_blank, CsvSource, Located};
+use super::reader::{is_blank, CsvSource};
 use super::rejection::{sort, Rejection};
 use super::row::{checked, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, InputError, InputWarning};
@@ -225,22 +224,6 @@ struct CoreFields<'a> {
     metadata: Vec<(&'a str, &'a str)>,
 }
 
-impl Core {
-    /// The fields, as a row gives them: what [`CoreFields::to_core`] made
-    /// this from.
-    fn fields(&self) -> CoreFields<'_> {
-        CoreFields {
-            legal_name: self.legal_name.as_str(),
-            registration_number: self.registration_number.as_ref().map(Text::as_str),
-            address: self.address.fields(),
-            contact_name: self.contact.name.as_str(),
-            contact_email: self.contact.email.as_str(),
-            earliest_benefits_start_date: self.earliest_benefits_start_date,
-            metadata: self.metadata.iter().collect(),
-        }
-    }
-}
-
 impl CoreFields<'_> {
     fn to_core(&self) -> Core {
         Core {
@@ -299,24 +282,20 @@ struct Rows {
 
 /// Read and validate employers.csv.
 pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
-    read_split(path, Split::Auto).map(|(employers, _)| employers)
-}
-
-/// What reading rows gathers before the employers are merged.
-#[derive(Default)]
-struct Gathered {
-    /// Data rows read (blank lines not counted).
-    rows: u64,
-    valid: BTreeMap<EmployerRef, Rows>,
-    rejected: BTreeSet<EmployerRef>,
-    rejections: Vec<Rejection>,
-}
-
-impl Gathered {
-    /// Take the row `rec` at `loc` (not blank) of `file`.
-    fn take(&mut self, rec: &ByteRecord, loc: Located, header: &Header, file: &str) {
-        self.rows += 1;
-        let mut row = Row::new(rec, header, None);
+    let mut src = CsvSource::open(path)?;
+    let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
+    let file = src.path.clone();
+    let mut rec = ByteRecord::new();
+    let mut rows = 0u64;
+    let mut valid: BTreeMap<EmployerRef, Rows> = BTreeMap::new();
+    let mut rejected = BTreeSet::new();
+    let mut rejections = Vec::new();
+    while let Some(loc) = src.next_record(&mut rec)? {
+        if is_blank(&rec) {
+            continue;
+        }
+        rows += 1;
+        let mut row = Row::new(&rec, &header, None);
         let shape = row.check_shape(&loc);
         let key = EmployerRef::check(row.raw(EMPLOYER_REF)).ok();
         let outcome = match shape {
@@ -338,9 +317,9 @@ impl Gathered {
                     group,
                     connection,
                 };
-                match self.valid.get_mut(employer_ref) {
+                match valid.get_mut(employer_ref) {
                     None => {
-                        self.valid.insert(
+                        valid.insert(
                             checked(EmployerRef::parse(employer_ref)),
                             Rows {
                                 first_line: line,
@@ -350,142 +329,20 @@ impl Gathered {
                         );
                     }
                     Some(acc) => {
-                        extra.diff = first_core_difference(&acc.core, &core, header);
+                        extra.diff = first_core_difference(&acc.core, &core, &header);
                         acc.rows.push(extra);
                     }
                 }
             }
             Err(p) => {
                 let key = key.map(|k| checked(EmployerRef::parse(k)));
-                self.rejections
-                    .push(rejection(file, loc.line, p, key.as_ref()));
+                rejections.push(rejection(&file, loc.line, p, key.as_ref()));
                 if let Some(k) = key {
-                    self.rejected.insert(k);
+                    rejected.insert(k);
                 }
             }
         }
     }
-
-    /// Add what `later` gathered from the rows after these, as if these
-    /// had read on. Changes nothing and returns false if an employer with
-    /// valid rows in both has a first row in `later` that differs from its
-    /// first row here: which field each of the later rows differs in
-    /// first, against the first row here, is then only known to a reading
-    /// that takes them in order.
-    fn absorb(&mut self, mut later: Gathered, header: &Header) -> bool {
-        let both: Vec<EmployerRef> = later
-            .valid
-            .keys()
-            .filter(|k| self.valid.contains_key(*k))
-            .cloned()
-            .collect();
-        for k in &both {
-            let core = &later.valid[k].core.fields();
-            if first_core_difference(&self.valid[k].core, core, header).is_some() {
-                return false;
-            }
-        }
-        for k in &both {
-            // The same fields as the first row here: each row's first
-            // difference from it is its difference from the row there.
-            let mut rows = later.valid.remove(k).expect("listed above").rows;
-            self.valid
-                .get_mut(k)
-                .expect("listed above")
-                .rows
-                .append(&mut rows);
-        }
-        self.valid.append(&mut later.valid);
-        self.rows += later.rows;
-        self.rejected.append(&mut later.rejected);
-        self.rejections.append(&mut later.rejections);
-        true
-    }
-}
-
-/// The rows of employers.csv from file offset `from` (a line start) on,
-/// and the lines before it, by which they are numbered (a row's problem
-/// may name its lines); `None` if a row there could not be read (the
-/// reader, reading them itself, then says why).
-fn read_part(path: &Path, from: u64, header: &Header, file: &str) -> Option<(u64, Gathered)> {
-    let base = ahead::lines_before(path, from).ok()?;
-    let mut src = CsvSource::open_at(path, from).ok()?;
-    let mut rec = ByteRecord::new();
-    let mut part = Gathered::default();
-    while let Some(loc) = src.next_record(&mut rec).ok()? {
-        if !is_blank(&rec) {
-            part.take(&rec, loc.after(base), header, file);
-        }
-    }
-    Some((base, part))
-}
-
-/// [`read_employers`], reading the rows after a seam on a second thread as
-/// `split` says. A file of 50,000 employers took a third of a second on
-/// one thread, with the other core idle when the state is new (`ahead`
-/// has the method: the result is the one reading alone gives). Also
-/// returns whether the helper's rows were taken.
-fn read_split(path: &Path, split: Split) -> Result<(Employers, bool), InputError> {
-    let mut src = CsvSource::open(path)?;
-    let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
-    let file = src.path.clone();
-    let seam = match split {
-        Split::Auto if src.len >= ahead::MIN_LEN => ahead::seam(&src, path, (1, 2)),
-        Split::Auto => None,
-        #[cfg(test)]
-        Split::At(n, d) => ahead::seam(&src, path, (n, d)),
-    };
-    let mut rec = ByteRecord::new();
-    let mut gathered = Gathered::default();
-    let (h, f) = (&header, file.as_str());
-    let took = std::thread::scope(|scope| -> Result<bool, InputError> {
-        let mut later = match seam {
-            Some(at) => {
-                let from = at + src.skipped();
-                let helper = std::thread::Builder::new()
-                    .name("employers-ahead".into())
-                    .spawn_scoped(scope, move || read_part(path, from, h, f))
-                    .map_err(|e| InputError::Io {
-                        path: f.to_owned(),
-                        source: e,
-                    })?;
-                Some((at, helper))
-            }
-            None => None,
-        };
-        loop {
-            if let Some((at, _)) = &later {
-                // Taken only where this parse ends a record at the seam
-                // (see `ahead`); past it, the seam was inside a record, and
-                // the helper's rows are not this file's.
-                if src.offset() == *at {
-                    let (at, helper) = later.take().expect("just seen");
-                    let part = helper
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                    let base = src.lines_before(at);
-                    if part.is_some_and(|(b, p)| b == base && gathered.absorb(p, h)) {
-                        src.hash_rest()?;
-                        return Ok(true);
-                    }
-                } else if src.offset() > *at {
-                    later = None;
-                }
-            }
-            let Some(loc) = src.next_record(&mut rec)? else {
-                return Ok(false);
-            };
-            if !is_blank(&rec) {
-                gathered.take(&rec, loc, h, f);
-            }
-        }
-    })?;
-    let Gathered {
-        rows,
-        valid,
-        mut rejected,
-        mut rejections,
-    } = gathered;
     if rows == 0 {
         warnings.push(no_data_rows(&file));
     }
@@ -531,7 +388,7 @@ fn read_split(path: &Path, split: Split) -> Result<(Employers, bool), InputError
             )
         })
         .collect();
-    let employers = Employers {
+    Ok(Employers {
         index,
         salts,
         group_masks: GroupMasks::new(&employers),
@@ -544,8 +401,7 @@ fn read_split(path: &Path, split: Split) -> Result<(Employers, bool), InputError
         warnings,
         content_hash: src.hex_digest(),
         rows,
-    };
-    Ok((employers, took))
+    })
 }
 
 /// One shared copy of each distinct group name across all employers.
@@ -898,84 +754,6 @@ mod tests {
 
     fn row(r: &str, extra: &str) -> String {
         format!("{r},Acme Ltd,1 High St,London,,E1 6AN,gb,Jo Bloggs,jo@example.com,{extra}\n")
-    }
-
-    /// Rows read from a seam anywhere in the file, on a second thread, give
-    /// what reading alone gives: the same employers, rejections (lines and
-    /// messages naming lines), row count and hash. Employers with rows on
-    /// both sides are merged; a seam inside a quoted field that spans
-    /// lines, or with an employer's rows on both sides that disagree, is
-    /// not taken.
-    #[test]
-    fn reading_from_a_seam_changes_nothing_but_speed() {
-        let head = "employer_ref,legal_name,registration_number,address_line1,city,state,\
-            postal_code,country_code,contact_name,contact_email,group_name,group_description,\
-            carrier_id,carrier_group_id,federal_ein,metadata.cost_center";
-        let line = |r: &str, addr: &str, email: &str, group: &str, cc: &str| {
-            format!(
-                "{r},Acme Ltd,REG1,{addr},London,,E1 6AN,gb,Jo Bloggs,{email},{group},,,,,{cc}\n"
-            )
-        };
-        let mut body = String::new();
-        for i in 0..400 {
-            let r = format!("ER{i:04}");
-            let ok = |g: &str| line(&r, "1 High St", "jo@example.com", g, "CC1");
-            body.push_str(&match i % 23 {
-                // A field spanning lines: seams inside it are missed.
-                3 => [
-                    line(&r, "\"1 Main\nSt\"", "jo@example.com", "Health", "CC1"),
-                    line(&r, "\"1 Main\nSt\"", "jo@example.com", "Dental", "CC1"),
-                ]
-                .concat(),
-                5 => line(&r, "1 High St", "nope", "Health", "CC1"),
-                7 => format!("{r},Acme Ltd\n"),
-                9 => "\n\n , ,\r\n".to_owned() + &ok("Health").replace('\n', "\r\n"),
-                // Rows of one employer that disagree, side by side.
-                11 => ok("Health") + &line(&r, "2 High St", "jo@example.com", "Dental", "CC1"),
-                13 => ok("Health") + &line(&r, "1 High St", "jo@example.com", "Dental", "CC2"),
-                _ => ok("Health") + &ok("Dental") + &ok("Vision"),
-            });
-            // Employers whose rows are spread over the file: agreeing,
-            // and one whose last rows disagree with its first.
-            if i % 7 == 0 {
-                let s = format!("S{}", i % 6);
-                body.push_str(&line(
-                    &s,
-                    "9 Far Rd",
-                    "s@example.com",
-                    &format!("G{i}"),
-                    "CC9",
-                ));
-            }
-            if i % 40 == 0 {
-                let addr = if i < 360 { "1 A St" } else { "2 B St" };
-                body.push_str(&line("T", addr, "t@example.com", &format!("G{i}"), ""));
-            }
-        }
-        for bom in ["", "\u{feff}"] {
-            let mut f = tempfile::NamedTempFile::new().unwrap();
-            write!(f, "{bom}{head}\n{body}").unwrap();
-            let (alone, took) = read_split(f.path(), Split::Auto).unwrap();
-            assert!(!took, "a small file is read on one thread");
-            assert!(alone.employers.len() > 300, "{}", alone.employers.len());
-            let conflicts = |e: &Employers| {
-                e.rejections
-                    .iter()
-                    .filter(|r| r.rule == Rule::EmployerConflict)
-                    .count()
-            };
-            assert!(conflicts(&alone) > 10 && alone.rejections.len() > conflicts(&alone));
-            assert!(alone.rejected.iter().any(|k| k.as_str() == "T"));
-            assert!(alone.get("S1").is_some_and(|s| s.groups.len() > 5));
-            let alone = format!("{alone:?}");
-            let mut taken = 0;
-            for k in 1..80 {
-                let (e, took) = read_split(f.path(), Split::At(k, 80)).unwrap();
-                assert_eq!(format!("{e:?}"), alone, "seam at {k}/80, bom {bom:?}");
-                taken += usize::from(took);
-            }
-            assert!((50..79).contains(&taken), "seams taken: {taken} of 79");
-        }
     }
 
     #[test]

@@ -263,6 +263,14 @@ natural_key!(EmployeeRef);
 #[serde(transparent)]
 pub struct GroupName(ArcStr);
 
+/// A group's entry can be found by a name read straight from a row.
+/// (`Hash` and `Ord` are those of the string, so this is sound.)
+impl std::borrow::Borrow<str> for GroupName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl GroupName {
     pub fn parse(s: &str) -> Result<Self, Violation> {
         let t = Text::parse(s)?;

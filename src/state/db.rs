@@ -1551,36 +1551,29 @@ mod tests {
             apply_effect(&tx, &effect).unwrap();
         }
         tx.commit().unwrap();
-        let numbers: Vec<(String, Option<i64>)> = conn
-            .prepare("SELECT employer_ref, no FROM employers ORDER BY employer_ref")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        let numbers: Vec<(&str, Option<i64>)> =
-            numbers.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        // Each row's ref and number, as "ref=number" ("ref=" for none).
+        let numbered = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| {
+                    let no: Option<i64> = r.get(1)?;
+                    Ok(format!(
+                        "{}={}",
+                        r.get::<_, String>(0)?,
+                        no.map_or(String::new(), |n| n.to_string())
+                    ))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
         assert_eq!(
-            numbers,
-            [("ER1", Some(1)), ("ER2", Some(2)), ("ER3", Some(3))]
+            numbered("SELECT employer_ref, no FROM employers ORDER BY employer_ref"),
+            ["ER1=1", "ER2=2", "ER3=3"]
         );
-        let carried: Vec<(String, Option<i64>)> = conn
-            .prepare("SELECT employee_ref, employer_no FROM employees ORDER BY employee_ref")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        let carried: Vec<(&str, Option<i64>)> =
-            carried.iter().map(|(r, n)| (r.as_str(), *n)).collect();
         assert_eq!(
-            carried,
-            [
-                ("E1", Some(1)),
-                ("E2", Some(1)),
-                ("E3", None),
-                ("E4", Some(3))
-            ]
+            numbered("SELECT employee_ref, employer_no FROM employees ORDER BY employee_ref"),
+            ["E1=1", "E2=1", "E3=", "E4=3"]
         );
         // A number no employer has (as from a hand-edited state) and one
         // far out of range: found by the ref's text.

@@ -302,71 +302,55 @@ where
     }
 }
 
-/// One employer's groups in Kota or Invisible Collector, by name, with
-/// their remote ids (empty in a plan's snapshot: `db::Detail::Planning`).
-/// Per employer rather than keyed by (employer, name): the planner asks
-/// about an employer's few groups together, and 150,000 keys of two
-/// strings each cost a hash probe and a cache miss per group, twice.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Groups(Vec<(GroupName, String)>);
+/// One employer's things of one kind, sorted by key: its groups in Kota or
+/// Invisible Collector ([`Groups`]), its Noyo connections
+/// ([`Connections`]). Per employer rather than keyed by (employer, key):
+/// the planner asks about an employer's few groups and connections
+/// together, and 150,000 group keys (twice) and 124,000 connection keys
+/// cost a hash probe and two cache misses each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerEmployer<K, V>(Vec<(K, V)>);
 
-impl Groups {
-    /// The id of the group named `name`, if the state has it.
-    pub fn get(&self, name: &str) -> Option<&String> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-    /// Record group `name` with `id` (replacing an id it had).
-    #[cfg(test)]
-    pub fn insert(&mut self, name: GroupName, id: String) {
-        match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
-            Ok(i) => self.0[i].1 = id,
-            Err(i) => self.0.insert(i, (name, id)),
-        }
-    }
-    /// The groups in name order, with their ids.
-    pub fn iter(&self) -> impl Iterator<Item = (&GroupName, &String)> {
-        self.0.iter().map(|(n, id)| (n, id))
-    }
-    /// Built from groups in any order, with distinct names.
-    pub(crate) fn from_unsorted(mut groups: Vec<(GroupName, String)>) -> Groups {
-        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Groups(groups)
+/// An employer's groups, by name, with their remote ids (empty in a plan's
+/// snapshot: `db::Detail::Planning`).
+pub type Groups = PerEmployer<GroupName, String>;
+
+/// An employer's Noyo connections, by carrier.
+pub type Connections = PerEmployer<CarrierId, ConnectionSnap>;
+
+impl<K, V> Default for PerEmployer<K, V> {
+    fn default() -> Self {
+        PerEmployer(Vec::new())
     }
 }
 
-/// One employer's Noyo connections, by carrier. Per employer for the same
-/// reason as [`Groups`]: keyed by (employer, carrier), 124,000 connections
-/// were a hash probe and two cache misses each in the planner.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Connections(Vec<(CarrierId, ConnectionSnap)>);
-
-impl Connections {
-    /// The connection of `carrier`, if the state has it.
-    pub fn get(&self, carrier: &CarrierId) -> Option<&ConnectionSnap> {
+impl<K: Ord, V> PerEmployer<K, V> {
+    /// The value of `key`, if the state has it.
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         self.0
-            .binary_search_by(|(c, _)| c.cmp(carrier))
+            .binary_search_by(|(k, _)| k.borrow().cmp(key))
             .ok()
             .map(|i| &self.0[i].1)
     }
-    /// Record the connection of `carrier` (replacing one it had).
+    /// Record `value` for `key` (replacing one it had).
     #[cfg(test)]
-    pub fn insert(&mut self, carrier: CarrierId, c: ConnectionSnap) {
-        match self.0.binary_search_by(|(k, _)| k.cmp(&carrier)) {
-            Ok(i) => self.0[i].1 = c,
-            Err(i) => self.0.insert(i, (carrier, c)),
+    pub fn insert(&mut self, key: K, value: V) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
         }
     }
-    /// The connections in carrier order.
-    pub fn iter(&self) -> impl Iterator<Item = (&CarrierId, &ConnectionSnap)> {
-        self.0.iter().map(|(c, v)| (c, v))
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
     }
-    /// Built from connections in any order, with distinct carriers.
-    pub(crate) fn from_unsorted(mut connections: Vec<(CarrierId, ConnectionSnap)>) -> Connections {
-        connections.sort_unstable_by_key(|c| c.0);
-        Connections(connections)
+    /// Built from entries in any order, with distinct keys.
+    pub(crate) fn from_unsorted(mut entries: Vec<(K, V)>) -> Self {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        PerEmployer(entries)
     }
 }
 

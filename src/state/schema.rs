@@ -16,7 +16,7 @@ use rusqlite::Connection;
 /// written (a state made with SQLite's default 4 KiB keeps it). Every run
 /// reads the whole file once (the integrity check) and scans the largest
 /// index whole: a quarter of the reads, each a system call and a page
-/// header, took a third off the check (0.35-0.57 s -> 0.25-0.37 s for a
+/// header, took a third off the check (0.33-0.57 s -> 0.24-0.37 s for a
 /// million employees). A changed row's lookup copies a bigger leaf, which
 /// the 1%-changed plan did not notice (BENCHMARKS.md, change 44).
 pub const PAGE_SIZE: u32 = 16 * 1024;

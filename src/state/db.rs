@@ -240,22 +240,22 @@ pub fn load_snapshot(conn: &Connection, detail: Detail) -> rusqlite::Result<Snap
         ))
     })?;
     snap.employers.reserve(count_rows(conn, "employers")?);
-    let mut stored = Vec::with_capacity(snap.employers.capacity());
+    // Each employer's stored number and ref, in the table's order.
+    let mut scanned = Vec::with_capacity(snap.employers.capacity());
     for row in rows {
         let (k, v, no) = row?;
         if let Ok(k) = EmployerRef::parse(&k) {
             // Every employee row below clones its employer's ref: pinned,
             // the clones count no references (see `GroupName::pin`).
             k.pin();
-            if let Some(no) = no.and_then(|n| u32::try_from(n).ok()) {
-                stored.push((no, k.clone()));
+            if snap.employers.insert(k.clone(), v).is_none() {
+                scanned.push((no.and_then(|n| u32::try_from(n).ok()), k));
             }
-            snap.employers.insert(k, v);
         }
     }
     // Groups and connections share the employers' refs and one copy of
     // each group name: a 50,000-employer state has 300,000 group rows.
-    let mut employer_refs = EmployerRefs::new(&snap.employers, &stored);
+    let mut employer_refs = EmployerRefs::new(scanned);
     let mut names = GroupNames::default();
     // Left empty for a plan (`Detail::Planning`).
     let ids = detail != Detail::Planning;
@@ -740,32 +740,34 @@ struct EmployerRefs {
 }
 
 impl EmployerRefs {
-    /// The refs of `employers`, and the stored numbers of those `stored`
-    /// pairs (`no`, ref) gives.
-    fn new<V>(
-        employers: &FxHashMap<EmployerRef, V>,
-        stored: &[(u32, EmployerRef)],
-    ) -> EmployerRefs {
-        let by_number: Vec<EmployerRef> = employers.keys().cloned().collect();
-        let by_text: FxHashMap<compact_str::CompactString, u32> = by_number
-            .iter()
-            .enumerate()
-            .map(|(no, k)| (k.as_str().into(), no as u32))
-            .collect();
+    /// The employers' (stored number, ref), numbered in that order: the
+    /// order they were written in, which the groups and connections
+    /// tables mostly follow too ([`EmployerRefs::near`]).
+    fn new(scanned: Vec<(Option<u32>, EmployerRef)>) -> EmployerRefs {
+        let count = scanned.len();
         let mut by_stored = Vec::new();
-        for (stored, k) in stored {
-            let at = *stored as usize;
+        let mut by_number = Vec::with_capacity(count);
+        for (no, (stored, k)) in scanned.into_iter().enumerate() {
+            by_number.push(k);
+            let Some(at) = stored.map(|s| s as usize) else {
+                continue;
+            };
             // Numbers go up one employer at a time: one far above the
             // employers' count is not this scheme's, and is left to the
             // text rather than sizing the array by it.
-            if at > 4 * by_number.len() + 1024 {
+            if at > 4 * count + 1024 {
                 continue;
             }
             if by_stored.len() <= at {
                 by_stored.resize(at + 1, u32::MAX);
             }
-            by_stored[at] = by_text[k.as_str()];
+            by_stored[at] = no as u32;
         }
+        let by_text = by_number
+            .iter()
+            .enumerate()
+            .map(|(no, k)| (k.as_str().into(), no as u32))
+            .collect();
         EmployerRefs {
             by_text,
             by_number,
@@ -781,10 +783,17 @@ impl EmployerRefs {
     }
 
     /// [`EmployerRefs::number`], for rows that come grouped by employer:
-    /// the last number found first.
+    /// the last number found first, then the next one (the groups and
+    /// connections of the employer written after the last).
     fn near(&mut self, raw: &str) -> Option<u32> {
+        let is = |no: u32| {
+            self.by_number
+                .get(no as usize)
+                .is_some_and(|k| k.as_str() == raw)
+        };
         let no = match self.last {
-            Some(no) if self.by_number[no as usize].as_str() == raw => no,
+            Some(no) if is(no) => no,
+            Some(no) if is(no + 1) => no + 1,
             _ => self.number(raw)?,
         };
         self.last = Some(no);
@@ -1591,6 +1600,34 @@ mod tests {
                 "{detail:?}"
             );
         }
+    }
+
+    /// Group rows find their employers whatever their order: the last
+    /// employer's again, the next one written, any other, and one the
+    /// employers table lacks.
+    #[test]
+    fn groups_find_their_employers_in_any_order() {
+        let (_dir, conn) = state_with(
+            "INSERT INTO employers(employer_ref, kota_id, fp, no) VALUES
+                ('ER1', 'k1', x'', 1), ('ER2', 'k2', x'', 2), ('ER3', 'k3', x'', 3),
+                ('ER4', 'k4', x'', 4);
+             INSERT INTO kota_groups(employer_ref, name, kota_id) VALUES
+                ('ER1', 'A', 'g1'), ('ER1', 'B', 'g2'), ('ER2', 'A', 'g3'),
+                ('ER3', 'A', 'g4'), ('ER1', 'C', 'g5'), ('ER4', 'A', 'g6'),
+                ('GONE', 'A', 'g7'), ('ER3', 'B', 'g8'), ('ER4', 'B', 'g9');",
+        );
+        let snap = load_snapshot(&conn, Detail::Whole).unwrap();
+        let groups = |er: &str| -> Vec<String> {
+            snap.kota_groups[er]
+                .iter()
+                .map(|(n, id)| format!("{n}={id}"))
+                .collect()
+        };
+        assert_eq!(groups("ER1"), ["A=g1", "B=g2", "C=g5"]);
+        assert_eq!(groups("ER2"), ["A=g3"]);
+        assert_eq!(groups("ER3"), ["A=g4", "B=g8"]);
+        assert_eq!(groups("ER4"), ["A=g6", "B=g9"]);
+        assert_eq!(groups("GONE"), ["A=g7"]);
     }
 
     /// Employees name their employers by number, the same number for the

@@ -19,7 +19,7 @@ use super::fingerprint::{
 };
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName, GroupSet};
-use crate::state::{EmployeeSnap, Groups, MembershipState, Sections, Snapshot};
+use crate::state::{EmployeeSnap, EmployerSnap, Groups, MembershipState, Sections, Snapshot};
 
 /// The inputs of planning besides the exports and the state.
 #[derive(Debug, Clone)]
@@ -278,7 +278,10 @@ impl<'a> Planner<'a> {
         let seed = self.snap.fp_seed;
         let er = &e.employer_ref;
         let fp = fingerprint::employer(seed, e);
-        match self.snap.employers.get(er).filter(|s| s.kota_id.is_some()) {
+        // `snap` outlives `self`'s borrows.
+        let snap = self.snap;
+        let synced = snap.employers.get(er);
+        match synced.filter(|s| s.kota_id.is_some()) {
             None => {
                 let i = self.push(Operation {
                     kind: OpKind::EmployerCreate,
@@ -322,8 +325,6 @@ impl<'a> Planner<'a> {
         let employer_dep = Deps::of(op_index(self.employer_create[at]));
         self.group_base.push(self.group_create.len() as u32);
         self.employer_refs.push(er.pinned_copy());
-        // `snap` outlives `self`'s borrows.
-        let snap = self.snap;
         let kota = snap.kota_groups.get(er);
         let ic = snap.ic_groups.get(er);
         for g in &e.groups {
@@ -365,19 +366,15 @@ impl<'a> Planner<'a> {
                 message: "group no longer in employers.csv; the Kota and Invisible Collector groups are kept (archive them in Kota if intended)".into(),
             });
         }
-        self.plan_connections(e);
+        self.plan_connections(e, synced);
     }
 
-    fn plan_connections(&mut self, e: &'a Employer) {
+    /// `held`: what the state holds of the employer, if anything.
+    fn plan_connections(&mut self, e: &'a Employer, held: Option<&EmployerSnap>) {
         let seed = self.snap.fp_seed;
         let er = &e.employer_ref;
         // The employer's Noyo group exists once any connection was made.
-        let mut group_known = self
-            .snap
-            .employers
-            .get(er)
-            .and_then(|s| s.noyo_group_id.as_ref())
-            .is_some();
+        let mut group_known = held.and_then(|s| s.noyo_group_id.as_ref()).is_some();
         let mut group_creator: Option<u32> = None;
         let synced = self.snap.connections.get(er);
         for c in &e.connections {

@@ -11,6 +11,7 @@ pub mod input;
 pub mod memory;
 pub mod model;
 pub mod plan;
+pub mod prefetch;
 pub mod remote;
 pub mod report;
 pub mod sandbox;

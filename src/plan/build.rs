@@ -88,6 +88,9 @@ struct SyncedEmployees<'s> {
     salts: Vec<u64>,
 }
 
+/// How many rows ahead [`SyncedEmployees::find`] asks for a salt.
+const SALT_AHEAD: u32 = 16;
+
 impl input::Synced for SyncedEmployees<'_> {
     fn count(&self) -> usize {
         self.table.len()
@@ -95,6 +98,15 @@ impl input::Synced for SyncedEmployees<'_> {
     fn find(&self, key: &str, next: &mut u32) -> Option<input::SyncedRow> {
         let at = self.table.position_after(key, *next)?;
         *next = at + 1;
+        // Employees come in ref order, their employers' salts at random:
+        // ask now for the salt of the employee a few rows on, so that its
+        // cache miss overlaps the rows before it (waiting for each salt
+        // was most of this function).
+        if let Some(ahead) = self.table.get_at(at + SALT_AHEAD) {
+            if let Some(salt) = self.salts.get(ahead.employer_no as usize) {
+                crate::prefetch::prefetch(salt);
+            }
+        }
         let row = self.table.at(at).1;
         Some(input::SyncedRow {
             at,

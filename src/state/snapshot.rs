@@ -250,6 +250,10 @@ impl EmployeeTable {
         let (k, v) = &self.rows[position as usize];
         (k, v)
     }
+    /// The row at `position`, if there is one.
+    pub fn get_at(&self, position: u32) -> Option<&EmployeeSnap> {
+        self.rows.get(position as usize).map(|(_, v)| v)
+    }
     /// The row at `position`, to change.
     pub fn at_mut(&mut self, position: u32) -> &mut EmployeeSnap {
         &mut self.rows[position as usize].1

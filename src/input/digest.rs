@@ -10,8 +10,9 @@
 //!
 //! The digest therefore covers everything the employee's validation and
 //! plan read besides the state row:
-//! - the row's raw fields, each length-prefixed (so no two rows collide by
-//!   moving bytes between fields);
+//! - the row's raw fields: their lengths (so no two rows collide by moving
+//!   bytes between fields), then their bytes as the record holds them, one
+//!   run without separators;
 //! - the header (the same bytes under other columns mean another row);
 //! - the employer's ref and group names (they decide which of the row's
 //!   groups are valid and which memberships exist);
@@ -29,7 +30,11 @@ use super::header::Header;
 /// Bump when the validation or the planning of an employee row changes in
 /// a way that can give an unchanged row a different plan: every recorded
 /// digest then stops matching, and each row is read in full once more.
-pub const ROW_DIGEST_VERSION: u64 = 1;
+///
+/// 2: the fields' lengths hashed apart from their bytes, which are hashed
+/// where the record holds them instead of copied after each length (half
+/// the time of a digest).
+pub const ROW_DIGEST_VERSION: u64 = 2;
 
 /// Hash `parts` with their lengths: one xxh3 over a length-prefixed
 /// concatenation, `buf` reused.
@@ -60,7 +65,7 @@ pub(crate) fn employer_salt<'g>(
 pub(crate) struct RowDigester {
     /// The state's seed, the header and the digest version, folded.
     base: u64,
-    /// Reused for each row's length-prefixed fields.
+    /// Reused for each row's field lengths.
     buf: Vec<u8>,
 }
 
@@ -78,8 +83,13 @@ impl RowDigester {
     /// The digest of `rec` under the employer whose salt is
     /// `employer_salt`; never 0 (the state's "no digest").
     pub(crate) fn digest(&mut self, rec: &ByteRecord, employer_salt: u64) -> u64 {
-        let d = hash_parts(self.base ^ employer_salt, &mut self.buf, rec.iter());
-        d.max(1)
+        self.buf.clear();
+        for field in rec.iter() {
+            self.buf
+                .extend_from_slice(&(field.len() as u32).to_le_bytes());
+        }
+        let lengths = xxh3_64_with_seed(&self.buf, self.base ^ employer_salt);
+        xxh3_64_with_seed(rec.as_slice(), lengths).max(1)
     }
 }
 
@@ -97,7 +107,32 @@ mod tests {
     #[test]
     fn bytes_moved_between_fields_make_another_digest() {
         assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
+        assert_ne!(digest(&["abc", ""]), digest(&["", "abc"]));
+        assert_ne!(digest(&["ab", "c"]), digest(&["ab", "d"]));
         assert_eq!(digest(&["ab", "c"]), digest(&["ab", "c"]));
+    }
+
+    /// The header, the employer's salt and the state's seed each make
+    /// another digest of the same fields.
+    #[test]
+    fn header_salt_and_seed_are_part_of_the_digest() {
+        let mut notes = Vec::new();
+        let mut header = |names: [&str; 2]| {
+            Header::resolve(
+                &ByteRecord::from(names.to_vec()),
+                &["a", "b", "c"],
+                &[],
+                &mut notes,
+            )
+            .unwrap()
+        };
+        let (ab, ac) = (header(["a", "b"]), header(["a", "c"]));
+        let rec = ByteRecord::from(vec!["x", "y"]);
+        let base = RowDigester::new(7, &ab).digest(&rec, 3);
+        assert_eq!(base, RowDigester::new(7, &ab).digest(&rec, 3));
+        assert_ne!(base, RowDigester::new(7, &ac).digest(&rec, 3));
+        assert_ne!(base, RowDigester::new(7, &ab).digest(&rec, 4));
+        assert_ne!(base, RowDigester::new(8, &ab).digest(&rec, 3));
     }
 
     #[test]

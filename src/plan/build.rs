@@ -102,7 +102,7 @@ impl input::Synced for SyncedEmployees<'_> {
         // ask now for the salt of the employee a few rows on, so that its
         // cache miss overlaps the rows before it (waiting for each salt
         // was most of this function).
-        if let Some(ahead) = self.table.get_at(at + SALT_AHEAD) {
+        if let Some(ahead) = self.table.get_at(at.saturating_add(SALT_AHEAD)) {
             if let Some(salt) = self.salts.get(ahead.employer_no as usize) {
                 crate::prefetch::prefetch(salt);
             }

@@ -808,6 +808,10 @@ fn parse_row<'a>(
         row.required(EMPLOYER_REF, EmployerRef::parse)
             .and_then(|r| employer_of(row, employers, &r))
     });
+    // Its groups are looked at after the other fields: fetch them now.
+    if let Some(at) = employer {
+        employers.prefetch_groups(at);
+    }
     let first_name = row.required(FIRST_NAME, Text::check);
     let last_name = row.required(LAST_NAME, Text::check);
     let email = row.required(EMAIL, Email::check);

@@ -143,6 +143,20 @@ impl Employers {
         let at = at as usize;
         &self.group_names[self.group_start[at] as usize..self.group_start[at + 1] as usize]
     }
+    /// Start fetching what [`Employers::group_position`] and
+    /// [`Employers::group_names`] read of the employer at `at`: an employee
+    /// row finds its employer first and its groups after its other
+    /// fields, and both are read at random (employees are not in their
+    /// employers' order), a cache miss each.
+    pub(crate) fn prefetch_groups(&self, at: u32) {
+        let at = at as usize;
+        if let Some(mask) = self.group_masks.as_ref().and_then(|m| m.masks.get(at)) {
+            crate::prefetch::prefetch(mask);
+        }
+        if let Some(start) = self.group_start.get(at) {
+            crate::prefetch::prefetch(start);
+        }
+    }
     /// Where the group of the employer at `at` spelt exactly `name` is in
     /// its groups.
     pub fn group_position(&self, at: u32, name: &str) -> Option<usize> {

@@ -88,6 +88,10 @@ struct SyncedEmployees<'s> {
     salts: Vec<u64>,
 }
 
+/// How many rows ahead the planning loop asks for what the planner reads
+/// of a row's employer (twice as far for the table slots).
+const PLAN_AHEAD: usize = 8;
+
 /// How many rows ahead [`SyncedEmployees::find`] asks for a salt.
 const SALT_AHEAD: u32 = 16;
 
@@ -282,7 +286,17 @@ fn read_and_plan<'p>(
                     }
                 }
             }
-            for (at, row) in batch.rows {
+            // Rows name their employers at random: ask for what the
+            // planner reads of the employer of a row some rows on, the
+            // table slots first and what they point to once those are in.
+            let employers: Vec<u32> = batch.rows.iter().map(|(at, _)| *at).collect();
+            for (i, (at, row)) in batch.rows.into_iter().enumerate() {
+                if let Some(&far) = employers.get(i + 2 * PLAN_AHEAD) {
+                    planner.prefetch_slots(far);
+                }
+                if let Some(&near) = employers.get(i + PLAN_AHEAD) {
+                    planner.prefetch_refs(near);
+                }
                 planner.row(Some(at), row);
             }
         }

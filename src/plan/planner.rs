@@ -481,6 +481,35 @@ impl<'a> Planner<'a> {
     /// the employers slice (`input::EmployeeRecord::employer`), which
     /// spares a lookup by ref. The row carries what [`RowNeeds::of`]
     /// says.
+    /// Start fetching the slots [`Planner::row`] reads for the employer
+    /// at `at`: its shared ref and where its groups start.
+    pub fn prefetch_slots(&self, at: u32) {
+        let at = at as usize;
+        if let Some(r) = self.employer_refs.get(at) {
+            crate::prefetch::prefetch(r);
+        }
+        if let Some(g) = self.group_base.get(at) {
+            crate::prefetch::prefetch(g);
+        }
+    }
+
+    /// Start fetching what those slots point to (best once
+    /// [`Planner::prefetch_slots`] has brought them in): the ref's
+    /// text and count, and the employer's group names.
+    pub fn prefetch_refs(&self, at: u32) {
+        let at = at as usize;
+        if let Some(r) = self.employer_refs.get(at) {
+            crate::prefetch::prefetch(r.as_str());
+        }
+        if let Some(names) = self
+            .group_base
+            .get(at)
+            .and_then(|&base| self.group_names.get(base as usize))
+        {
+            crate::prefetch::prefetch(names);
+        }
+    }
+
     pub fn row(&mut self, employer: Option<u32>, mut r: PlanRow) {
         self.valid_employees += 1;
         let Some(at) = employer.map(|i| i as usize) else {

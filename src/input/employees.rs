@@ -326,7 +326,10 @@ fn read_rows_checked_on<T: Send>(
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
     let known = known.filter(|k| k.employees.count() > 0);
     let mut order = FileOrder::new(&src, &header, known);
-    let check = |rec: &ByteRecord, noted: &Noted| {
+    let check = |rec: &ByteRecord, noted: &Noted, ahead: Option<&ByteRecord>| {
+        if let Some(ahead) = ahead {
+            prefetch_employer(ahead, &header, employers);
+        }
         check_row(rec, noted, &header, employers, today, known, &make)
     };
     let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
@@ -409,7 +412,7 @@ fn read_rows<T: Send>(
     known: Option<Known<'_>>,
     order: &mut FileOrder<'_>,
     mut digester: Option<&mut RowDigester>,
-    check: &(dyn Fn(&ByteRecord, &Noted) -> Checked<T> + Sync),
+    check: parallel::Check<'_, Noted, Checked<T>>,
     rows: &mut u64,
     sink: &mut impl FnMut(Streamed<T>),
 ) -> Result<bool, InputError> {
@@ -544,6 +547,16 @@ fn keep<T: Send>(
             sink(Streamed::Record(v));
         }
     });
+}
+
+/// Start fetching the employers' index slot of the employer a row names:
+/// the rows name their employers at random, and a slot asked for a few
+/// rows before its own row is checked is in the cache by then.
+fn prefetch_employer(rec: &ByteRecord, header: &Header, employers: &Employers) {
+    let field = header.pos(EMPLOYER_REF).and_then(|pos| rec.get(pos));
+    if let Some(Ok(text)) = field.map(std::str::from_utf8) {
+        employers.prefetch_position(trim(text));
+    }
 }
 
 /// Validate one row on a checking thread: everything but the duplicate

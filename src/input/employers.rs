@@ -14,6 +14,7 @@ use csv::ByteRecord;
 
 use super::header::Header;
 use super::reader::{is_blank, CsvSource};
+use super::ref_index::RefIndex;
 use super::rejection::{sort, Rejection};
 use super::row::{checked, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, InputError, InputWarning};
@@ -97,9 +98,9 @@ pub struct Employers {
     pub rows: u64,
     /// Position in `employers` by ref: every employee row looks its employer
     /// up, and a binary search of string compares was a fifth of a 1M-row
-    /// plan. Keys are inline strings (refs up to 24 bytes live in the table
-    /// itself), so a lookup reads no scattered heap copy of the key.
-    index: FxHashMap<CompactString, u32>,
+    /// plan. A table whose slot for a ref can be fetched ahead
+    /// ([`Employers::prefetch_position`]), the ref inline in it.
+    index: RefIndex,
     /// Each employer's ref, by position: what an employee row takes from
     /// its employer, packed apart from the large `Employer` records so that
     /// a million random lookups stay in cache.
@@ -127,7 +128,11 @@ impl Employers {
     }
     /// Where the employer with this ref is in `employers`.
     pub fn position(&self, r: &str) -> Option<u32> {
-        self.index.get(r).copied()
+        self.index.get(r)
+    }
+    /// Start fetching what [`Employers::position`] of `r` will read.
+    pub(crate) fn prefetch_position(&self, r: &str) {
+        self.index.prefetch(r);
     }
     /// The ref of the employer at `at` (a [`Employers::position`]).
     pub fn ref_at(&self, at: u32) -> &EmployerRef {
@@ -397,11 +402,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     }
     sort(&mut rejections);
     intern_group_names(&mut employers);
-    let index = employers
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (CompactString::from(e.employer_ref.as_str()), i as u32))
-        .collect();
+    let index = RefIndex::new(employers.iter().map(|e| e.employer_ref.as_str()));
     let mut group_start = Vec::with_capacity(employers.len() + 1);
     let mut group_names = Vec::new();
     for e in &employers {

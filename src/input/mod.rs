@@ -20,6 +20,7 @@ mod first_rows;
 mod header;
 mod parallel;
 mod reader;
+mod ref_index;
 mod rejection;
 mod row;
 

@@ -22,9 +22,14 @@ const ROWS: usize = 512;
 /// finish a batch while the reader takes back another's.
 const AHEAD_PER_THREAD: usize = 4;
 
-/// How a checking thread turns a row into its result: the raw record and
-/// what the reader noted of it.
-pub(crate) type Check<'c, P, T> = &'c (dyn Fn(&ByteRecord, &P) -> T + Sync);
+/// How a checking thread turns a row into its result: the raw record,
+/// what the reader noted of it, and the record [`LOOK_AHEAD`] rows on in
+/// the batch, if there is one, whose lookups the check may start fetching
+/// now, so that their cache misses overlap this row's work.
+pub(crate) type Check<'c, P, T> = &'c (dyn Fn(&ByteRecord, &P, Option<&ByteRecord>) -> T + Sync);
+
+/// How far ahead in its batch a check is shown a record (see [`Check`]).
+pub(crate) const LOOK_AHEAD: usize = 8;
 
 /// Rows on their way to a checking thread and back.
 struct Batch<P, T> {
@@ -47,8 +52,11 @@ impl<P, T> Batch<P, T> {
     }
 
     fn check(&mut self, check: Check<'_, P, T>) {
-        let rows = self.records.iter().zip(&self.notes);
-        self.out.extend(rows.map(|(rec, note)| check(rec, note)));
+        let rows = &self.records[..self.notes.len()];
+        let ahead = |i: usize| rows.get(i + LOOK_AHEAD);
+        let checked = rows.iter().zip(&self.notes).enumerate();
+        self.out
+            .extend(checked.map(|(i, (rec, note))| check(rec, note, ahead(i))));
     }
 }
 
@@ -201,7 +209,16 @@ mod tests {
     /// Rows come back in the order pushed, whatever thread checked them,
     /// with the slots that were read over (skipped rows) left out.
     fn run(threads: usize, rows: usize) {
-        let check = |rec: &ByteRecord, note: &usize| -> (usize, Vec<u8>) {
+        let check = |rec: &ByteRecord, note: &usize, ahead: Option<&ByteRecord>| {
+            // The record shown ahead is a later row of the batch, rows read
+            // over not counted.
+            if let Some(a) = ahead {
+                let n: usize = std::str::from_utf8(a.get(0).unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(n > *note && n <= note + 2 * LOOK_AHEAD, "{note} -> {n}");
+            }
             // Uneven work, so that batches finish out of order.
             let spin = (note * 7919) % 2000;
             let mut x = 0u64;
@@ -211,6 +228,10 @@ mod tests {
             std::hint::black_box(x);
             (*note, rec.get(0).unwrap_or_default().to_vec())
         };
+        let check = |rec: &ByteRecord,
+                     note: &usize,
+                     ahead: Option<&ByteRecord>|
+         -> (usize, Vec<u8>) { check(rec, note, ahead) };
         let mut got = Vec::new();
         check_in_order(threads, &check, |feed| {
             let mut settle = |note: usize, (n, field): (usize, Vec<u8>)| {
@@ -245,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_drops_what_is_in_flight() {
-        let check = |_: &ByteRecord, n: &usize| *n;
+        let check = |_: &ByteRecord, n: &usize, _: Option<&ByteRecord>| *n;
         let mut settled = 0;
         let r: Result<(), &str> = check_in_order(2, &check, |feed| {
             for i in 0..10 * ROWS {

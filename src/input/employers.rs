@@ -864,8 +864,7 @@ mod tests {
         let conflicting = [
             row("C", "Health,,,,"),
             row("A", "Life,,,,"),
-            "C,Other Ltd,1 High St,London,,E1 6AN,gb,Jo Bloggs,jo@example.com,Dental,,,,\n"
-                .to_owned(),
+            row("C", "Dental,,,,").replace("Acme Ltd", "Other Ltd"),
         ]
         .concat();
         let e = read(&conflicting);

@@ -209,29 +209,26 @@ mod tests {
     /// Rows come back in the order pushed, whatever thread checked them,
     /// with the slots that were read over (skipped rows) left out.
     fn run(threads: usize, rows: usize) {
-        let check = |rec: &ByteRecord, note: &usize, ahead: Option<&ByteRecord>| {
-            // The record shown ahead is a later row of the batch, rows read
-            // over not counted.
-            if let Some(a) = ahead {
-                let n: usize = std::str::from_utf8(a.get(0).unwrap())
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                assert!(n > *note && n <= note + 2 * LOOK_AHEAD, "{note} -> {n}");
-            }
-            // Uneven work, so that batches finish out of order.
-            let spin = (note * 7919) % 2000;
-            let mut x = 0u64;
-            for i in 0..spin {
-                x = x.wrapping_add(i as u64);
-            }
-            std::hint::black_box(x);
-            (*note, rec.get(0).unwrap_or_default().to_vec())
-        };
-        let check = |rec: &ByteRecord,
-                     note: &usize,
-                     ahead: Option<&ByteRecord>|
-         -> (usize, Vec<u8>) { check(rec, note, ahead) };
+        let check =
+            |rec: &ByteRecord, note: &usize, ahead: Option<&ByteRecord>| -> (usize, Vec<u8>) {
+                // The record shown ahead is a later row of the batch, rows read
+                // over not counted.
+                if let Some(a) = ahead {
+                    let n: usize = std::str::from_utf8(a.get(0).unwrap())
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    assert!(n > *note && n <= note + 2 * LOOK_AHEAD, "{note} -> {n}");
+                }
+                // Uneven work, so that batches finish out of order.
+                let spin = (note * 7919) % 2000;
+                let mut x = 0u64;
+                for i in 0..spin {
+                    x = x.wrapping_add(i as u64);
+                }
+                std::hint::black_box(x);
+                (*note, rec.get(0).unwrap_or_default().to_vec())
+            };
         let mut got = Vec::new();
         check_in_order(threads, &check, |feed| {
             let mut settle = |note: usize, (n, field): (usize, Vec<u8>)| {

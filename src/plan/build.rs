@@ -289,13 +289,16 @@ fn read_and_plan<'p>(
             // Rows name their employers at random: ask for what the
             // planner reads of the employer of a row some rows on, the
             // table slots first and what they point to once those are in.
-            let employers: Vec<u32> = batch.rows.iter().map(|(at, _)| *at).collect();
-            for (i, (at, row)) in batch.rows.into_iter().enumerate() {
-                if let Some(&far) = employers.get(i + 2 * PLAN_AHEAD) {
-                    planner.prefetch_slots(far);
+            // (The rows after the current one, as the iterator holds them:
+            // no copy of their employers per batch.)
+            let mut rows = batch.rows.into_iter();
+            while let Some((at, row)) = rows.next() {
+                let after = rows.as_slice();
+                if let Some((far, _)) = after.get(2 * PLAN_AHEAD - 1) {
+                    planner.prefetch_slots(*far);
                 }
-                if let Some(&near) = employers.get(i + PLAN_AHEAD) {
-                    planner.prefetch_refs(near);
+                if let Some((near, _)) = after.get(PLAN_AHEAD - 1) {
+                    planner.prefetch_refs(*near);
                 }
                 planner.row(Some(at), row);
             }

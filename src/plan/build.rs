@@ -363,20 +363,21 @@ pub fn build_from(
     keep: Keep,
 ) -> Result<Plan, BuildError> {
     let make = || {
-        let mut planner = Planner::new(
+        // Roughly one operation per 48 bytes of employees.csv (a row of
+        // ~160 bytes makes its create and two or three memberships), and
+        // up to three per employer row (its group in Kota and in IC, its
+        // carrier's connection). Only a hint: the list still grows past
+        // it, and untouched capacity costs no memory.
+        let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
+        let room = usize::try_from(bytes / 48 + 3 * employers.rows).unwrap_or(0);
+        Planner::new(
             ctx.clone(),
             snap,
             &employers.employers,
             &employers.rejected,
             keep,
-        );
-        // Roughly one operation per 48 bytes of export (a row of ~160
-        // bytes makes its create and two or three memberships). Only a
-        // hint: the list still grows past it, and untouched capacity costs
-        // no memory.
-        let bytes = std::fs::metadata(employees_path).map_or(0, |m| m.len());
-        planner.reserve(usize::try_from(bytes / 48).unwrap_or(0));
-        planner
+            room,
+        )
     };
     let started = std::time::Instant::now();
     let needs = RowNeeds::of(snap, keep);

@@ -216,18 +216,29 @@ impl<'a> Planner<'a> {
     /// Plan the employer-level operations. `employers` must be sorted by
     /// ref (as `input::read_employers` returns them); `rejected` names the
     /// employers whose rows were refused (left alone, not "missing").
+    ///
+    /// `room`: about how many operations the whole plan will hold. A
+    /// million-row plan's list is hundreds of megabytes: growing it by
+    /// doubling copied all of it each time (a tenth of the plan's time),
+    /// and made room only after the employers' operations, it left their
+    /// outgrown lists, tens of megabytes, freed but still resident at the
+    /// plan's peak.
     pub fn new(
         ctx: PlanContext,
         snap: &'a Snapshot,
         employers: &'a [Employer],
         rejected: &BTreeSet<EmployerRef>,
         keep: Keep,
+        room: usize,
     ) -> Planner<'a> {
         let mut p = Planner {
             ctx,
             snap,
             keep,
-            body: PlanBody::default(),
+            body: PlanBody {
+                operations: Vec::with_capacity(room),
+                ..PlanBody::default()
+            },
             employers,
             employer_create: vec![NO_OP; employers.len()],
             group_create: Vec::new(),
@@ -260,13 +271,6 @@ impl<'a> Planner<'a> {
             });
         }
         p
-    }
-
-    /// Make room for about `ops` more operations at once. A million-row
-    /// plan's operation list is hundreds of megabytes: growing it by
-    /// doubling copied all of it each time, a tenth of the plan's time.
-    pub fn reserve(&mut self, ops: usize) {
-        self.body.operations.reserve(ops);
     }
 
     fn push(&mut self, op: Operation) -> u32 {

@@ -106,7 +106,7 @@ fn plan(
     employees: Vec<Employee>,
     ctx: PlanContext,
 ) -> super::PlanBody {
-    let mut p = Planner::new(ctx, snap, employers, &BTreeSet::new(), Keep::Everything);
+    let mut p = Planner::new(ctx, snap, employers, &BTreeSet::new(), Keep::Everything, 0);
     for e in employees {
         p.employee(e);
     }
@@ -324,7 +324,7 @@ fn duplicated_refs_plan_nothing_and_dependencies_stay_right() {
         employee("E2", "ACME", &["Health"]),
     ];
     let snap = Snapshot::default();
-    let mut p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), Keep::Everything);
+    let mut p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), Keep::Everything, 0);
     for e in ees {
         p.employee(e);
     }
@@ -476,4 +476,21 @@ fn groups_are_created_kept_or_reported_removed() {
             (FindingKind::GroupRemoved, "ACME|Vision")
         ]
     );
+}
+
+/// The room asked for is made before the employers' operations, so that
+/// they go into it: a list outgrown and freed on the way is still resident
+/// at a million-row plan's peak.
+#[test]
+fn the_employers_operations_go_into_the_room_made_for_the_plan() {
+    let ers = vec![
+        employer("ACME", &["Health", "Dental"], &[]),
+        employer("BETA", &["Health"], &[]),
+    ];
+    let snap = Snapshot::default();
+    let room = 1000;
+    let p = Planner::new(ctx(), &snap, &ers, &BTreeSet::new(), Keep::Nothing, room);
+    let body = p.finish(&BTreeSet::new());
+    assert!(body.operations.len() > 4, "{}", body.operations.len());
+    assert_eq!(body.operations.capacity(), room);
 }

@@ -19,7 +19,9 @@ use super::fingerprint::{
 };
 use super::op::{Changes, Deps, OpKind, Operation, Subject};
 use crate::model::{Employee, EmployeeRef, Employer, EmployerRef, GroupName, GroupSet};
-use crate::state::{EmployeeSnap, EmployerSnap, Groups, MembershipState, Sections, Snapshot};
+use crate::state::{
+    Connections, EmployeeSnap, EmployerSnap, Groups, MembershipState, Sections, Snapshot,
+};
 
 /// The inputs of planning besides the exports and the state.
 #[derive(Debug, Clone)]
@@ -201,6 +203,27 @@ pub struct Planner<'a> {
     valid_employees: u64,
 }
 
+/// What the state holds of one of the export's employers, looked up for
+/// all of them before any is planned (see [`Planner::new`]).
+struct Held<'s> {
+    employer: Option<&'s EmployerSnap>,
+    kota_groups: Option<&'s Groups>,
+    ic_groups: Option<&'s Groups>,
+    connections: Option<&'s Connections>,
+}
+
+impl<'s> Held<'s> {
+    fn of(snap: &'s Snapshot, e: &Employer) -> Held<'s> {
+        let er = &e.employer_ref;
+        Held {
+            employer: snap.employers.get(er),
+            kota_groups: snap.kota_groups.get(er),
+            ic_groups: snap.ic_groups.get(er),
+            connections: snap.connections.get(er),
+        }
+    }
+}
+
 /// "No operation" in the planner's per-employer and per-group arrays.
 const NO_OP: u32 = u32::MAX;
 
@@ -248,20 +271,40 @@ impl<'a> Planner<'a> {
             seen: vec![0; snap.employees.len().div_ceil(64)],
             valid_employees: 0,
         };
-        for (i, e) in employers.iter().enumerate() {
-            p.plan_employer(i, e);
+        // Every lookup of the state for all the employers first, in a loop
+        // that does nothing else: each is a miss or two in a 50,000-entry
+        // map, and there the core overlaps the misses of several
+        // employers, where in the planning of each they came one by one
+        // (the state's employers were half of a warm plan's planner).
+        let held: Vec<Held<'a>> = employers.iter().map(|e| Held::of(snap, e)).collect();
+        let mut synced_found = 0;
+        for (i, (e, held)) in employers.iter().zip(&held).enumerate() {
+            synced_found += usize::from(held.employer.is_some_and(|s| s.kota_id.is_some()));
+            p.plan_employer(i, e, held);
         }
-        let present: HashSet<&EmployerRef> = employers
-            .iter()
-            .map(|e| &e.employer_ref)
-            .chain(rejected.iter())
-            .collect();
-        let mut missing: Vec<&EmployerRef> = snap
+        drop(held);
+        // Missing employers: none when every synced employer of the state
+        // was found above (most nights), which needs no set of the
+        // export's refs.
+        let synced = snap
             .employers
-            .iter()
-            .filter(|(k, v)| v.kota_id.is_some() && !present.contains(k))
-            .map(|(k, _)| k)
-            .collect();
+            .values()
+            .filter(|v| v.kota_id.is_some())
+            .count();
+        let mut missing: Vec<&EmployerRef> = Vec::new();
+        if synced_found < synced {
+            let present: HashSet<&EmployerRef> = employers
+                .iter()
+                .map(|e| &e.employer_ref)
+                .chain(rejected.iter())
+                .collect();
+            missing.extend(
+                snap.employers
+                    .iter()
+                    .filter(|(k, v)| v.kota_id.is_some() && !present.contains(k))
+                    .map(|(k, _)| k),
+            );
+        }
         missing.sort();
         for er in missing {
             p.body.findings.push(Finding {
@@ -278,13 +321,11 @@ impl<'a> Planner<'a> {
         (self.body.operations.len() - 1) as u32
     }
 
-    fn plan_employer(&mut self, at: usize, e: &'a Employer) {
+    fn plan_employer(&mut self, at: usize, e: &'a Employer, held: &Held<'a>) {
         let seed = self.snap.fp_seed;
         let er = &e.employer_ref;
         let fp = fingerprint::employer(seed, e);
-        // `snap` outlives `self`'s borrows.
-        let snap = self.snap;
-        let synced = snap.employers.get(er);
+        let synced = held.employer;
         match synced.filter(|s| s.kota_id.is_some()) {
             None => {
                 let i = self.push(Operation {
@@ -329,8 +370,7 @@ impl<'a> Planner<'a> {
         let employer_dep = Deps::of(op_index(self.employer_create[at]));
         self.group_base.push(self.group_create.len() as u32);
         self.employer_refs.push(er.pinned_copy());
-        let kota = snap.kota_groups.get(er);
-        let ic = snap.ic_groups.get(er);
+        let (kota, ic) = (held.kota_groups, held.ic_groups);
         for g in &e.groups {
             self.group_names.push(g.name.clone());
             let name = g.name.as_str();
@@ -370,17 +410,20 @@ impl<'a> Planner<'a> {
                 message: "group no longer in employers.csv; the Kota and Invisible Collector groups are kept (archive them in Kota if intended)".into(),
             });
         }
-        self.plan_connections(e, synced);
+        self.plan_connections(e, held);
     }
 
-    /// `held`: what the state holds of the employer, if anything.
-    fn plan_connections(&mut self, e: &'a Employer, held: Option<&EmployerSnap>) {
+    /// `held`: what the state holds of the employer.
+    fn plan_connections(&mut self, e: &'a Employer, held: &Held<'a>) {
         let seed = self.snap.fp_seed;
         let er = &e.employer_ref;
         // The employer's Noyo group exists once any connection was made.
-        let mut group_known = held.and_then(|s| s.noyo_group_id.as_ref()).is_some();
+        let mut group_known = held
+            .employer
+            .and_then(|s| s.noyo_group_id.as_ref())
+            .is_some();
         let mut group_creator: Option<u32> = None;
-        let synced = self.snap.connections.get(er);
+        let synced = held.connections;
         for c in &e.connections {
             let fp = fingerprint::connection(seed, e, c);
             match synced.and_then(|s| s.get(&c.carrier_id)) {

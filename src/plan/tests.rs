@@ -494,3 +494,41 @@ fn the_employers_operations_go_into_the_room_made_for_the_plan() {
     assert!(body.operations.len() > 4, "{}", body.operations.len());
     assert_eq!(body.operations.capacity(), room);
 }
+
+/// An employer synced before and absent from the export is a finding,
+/// one each, in ref order; one whose rows were rejected is not missing,
+/// and one the state never created in Kota is not either.
+#[test]
+fn synced_employers_absent_from_the_export_are_findings() {
+    let all = vec![
+        employer("ACME", &["Health"], &[]),
+        employer("BETA", &["Health"], &[]),
+        employer("DELTA", &["Health"], &[]),
+        employer("GAMMA", &["Health"], &[]),
+        employer("OMEGA", &["Health"], &[]),
+    ];
+    let mut snap = synced(&all, &[]);
+    let never_created = EmployerRef::parse("OMEGA").unwrap();
+    snap.employers.get_mut(&never_created).unwrap().kota_id = None;
+    let missing = |export: &[Employer], rejected: &[&str]| -> Vec<String> {
+        let rejected: BTreeSet<EmployerRef> = rejected
+            .iter()
+            .map(|r| EmployerRef::parse(r).unwrap())
+            .collect();
+        let p = Planner::new(ctx(), &snap, export, &rejected, Keep::Everything, 0);
+        let body = p.finish(&BTreeSet::new());
+        body.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::EmployerMissing)
+            .map(|f| f.subject.clone())
+            .collect()
+    };
+    assert_eq!(missing(&all, &[]), Vec::<String>::new());
+    assert_eq!(missing(&all[..4], &[]), Vec::<String>::new());
+    assert_eq!(missing(&all[..1], &["DELTA"]), ["BETA", "GAMMA"]);
+    assert_eq!(missing(&all[2..3], &[]), ["ACME", "BETA", "GAMMA"]);
+    assert_eq!(
+        missing(&[], &["ACME", "BETA", "DELTA", "GAMMA"]),
+        Vec::<String>::new()
+    );
+}

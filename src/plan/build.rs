@@ -226,7 +226,7 @@ fn read_and_plan<'p>(
                     let fp = needs
                         .fingerprints
                         .then(|| fingerprint::employee_fields(needs.seed, &r.fields()));
-                    let payload = needs.payloads.then(|| r.to_employee());
+                    let payload = needs.payloads.then(|| Box::new(r.to_employee()));
                     let row = PlanRow {
                         employee_ref: r.employee_ref,
                         synced: r.synced,

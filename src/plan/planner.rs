@@ -529,16 +529,16 @@ impl<'a> Planner<'a> {
         self.row(at, PlanRow { payload, ..r });
     }
 
-    /// Plan one valid employee row, given the position of its employer in
-    /// the employers slice (`input::EmployeeRecord::employer`), which
-    /// spares a lookup by ref. The row carries what [`RowNeeds::of`]
-    /// says.
     /// Start fetching the slots [`Planner::row`] reads for the employer
-    /// at `at`: its shared ref and where its groups start.
+    /// at `at`: its shared ref, its create operation, and where its
+    /// groups start.
     pub fn prefetch_slots(&self, at: u32) {
         let at = at as usize;
         if let Some(r) = self.employer_refs.get(at) {
             crate::prefetch::prefetch(r);
+        }
+        if let Some(c) = self.employer_create.get(at) {
+            crate::prefetch::prefetch(c);
         }
         if let Some(g) = self.group_base.get(at) {
             crate::prefetch::prefetch(g);
@@ -547,21 +547,27 @@ impl<'a> Planner<'a> {
 
     /// Start fetching what those slots point to (best once
     /// [`Planner::prefetch_slots`] has brought them in): the ref's
-    /// text and count, and the employer's group names.
+    /// text and count, and the employer's group names and their create
+    /// operations.
     pub fn prefetch_refs(&self, at: u32) {
         let at = at as usize;
         if let Some(r) = self.employer_refs.get(at) {
             crate::prefetch::prefetch(r.as_str());
         }
-        if let Some(names) = self
-            .group_base
-            .get(at)
-            .and_then(|&base| self.group_names.get(base as usize))
-        {
-            crate::prefetch::prefetch(names);
+        if let Some(&base) = self.group_base.get(at) {
+            if let Some(names) = self.group_names.get(base as usize) {
+                crate::prefetch::prefetch(names);
+            }
+            if let Some(creates) = self.group_create.get(base as usize) {
+                crate::prefetch::prefetch(creates);
+            }
         }
     }
 
+    /// Plan one valid employee row, given the position of its employer in
+    /// the employers slice (`input::EmployeeRecord::employer`), which
+    /// spares a lookup by ref. The row carries what [`RowNeeds::of`]
+    /// says.
     pub fn row(&mut self, employer: Option<u32>, mut r: PlanRow) {
         self.valid_employees += 1;
         let Some(at) = employer.map(|i| i as usize) else {

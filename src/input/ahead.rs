@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use csv::ByteRecord;
 
-use super::reader::{is_blank, CsvSource, Located};
+use super::reader::{is_blank, CsvSource, Located, RawRecord};
 use super::InputError;
 
 /// Rows the helper sends at once, and the most of them it keeps whole
@@ -76,13 +76,15 @@ pub(crate) fn seam(src: &CsvSource, path: &Path, fraction: (u64, u64)) -> Option
 }
 
 /// The helper: read the rows from file offset `from`, find what the state
-/// says of each (`look`: its note, and the position of the synced employee
-/// whose recorded digest it matches), and send them in batches until the
-/// end of the file or until the reader hangs up.
+/// says of each (`look`, given the raw record and, for a quoted one, its
+/// fields: its note, and the position of the synced employee whose
+/// recorded digest it matches), and send them in batches until the end of
+/// the file or until the reader hangs up. A row without quotes is split
+/// into fields only if it does not match.
 pub(crate) fn read_ahead<N>(
     path: &Path,
     from: u64,
-    mut look: impl FnMut(&ByteRecord) -> (N, Option<u32>),
+    mut look: impl FnMut(RawRecord<'_>, Option<&ByteRecord>) -> (N, Option<u32>),
     tx: SyncSender<Batch<N>>,
 ) {
     let send = |batch: Batch<N>| tx.send(batch).is_ok();
@@ -98,7 +100,7 @@ pub(crate) fn read_ahead<N>(
     let mut rec = ByteRecord::new();
     loop {
         let offset = from + src.offset();
-        let loc = match src.next_record(&mut rec) {
+        let loc = match src.next_raw() {
             Ok(Some(loc)) => loc,
             Ok(None) => break,
             Err(e) => {
@@ -106,15 +108,22 @@ pub(crate) fn read_ahead<N>(
                 return;
             }
         };
-        if is_blank(&rec) {
-            continue;
-        }
-        match look(&rec) {
-            (_, Some(at)) => batch.push(Ahead::Matching { at, loc, offset }),
-            (note, None) => {
-                let rec = std::mem::take(&mut rec);
-                batch.push(Ahead::Row(Box::new((rec, loc, note))));
-                whole += 1;
+        let raw = src.raw();
+        let early = (!raw.quoted).then(|| look(raw, None));
+        if let Some((_, Some(at))) = early {
+            batch.push(Ahead::Matching { at, loc, offset });
+        } else {
+            src.fields_into(&mut rec);
+            if is_blank(&rec) {
+                continue;
+            }
+            match early.unwrap_or_else(|| look(raw, Some(&rec))) {
+                (_, Some(at)) => batch.push(Ahead::Matching { at, loc, offset }),
+                (note, None) => {
+                    let rec = std::mem::take(&mut rec);
+                    batch.push(Ahead::Row(Box::new((rec, loc, note))));
+                    whole += 1;
+                }
             }
         }
         if batch.len() == ROWS || whole == WHOLE_ROWS {
@@ -135,11 +144,15 @@ pub(crate) fn channel<N>() -> (SyncSender<Batch<N>>, Receiver<Batch<N>>) {
 }
 
 /// The record at file offset `offset`, read again into `rec` (a row read
-/// ahead that the reader must check after all).
-pub(crate) fn read_again(path: &Path, offset: u64, rec: &mut ByteRecord) -> Result<(), InputError> {
+/// ahead that the reader must check after all), and its raw bytes.
+pub(crate) fn read_again(
+    path: &Path,
+    offset: u64,
+    rec: &mut ByteRecord,
+) -> Result<Vec<u8>, InputError> {
     let mut src = CsvSource::open_at(path, offset)?;
     match src.next_record(rec)? {
-        Some(_) => Ok(()),
+        Some(_) => Ok(src.raw().bytes.to_vec()),
         None => Err(InputError::Io {
             path: path.display().to_string(),
             source: std::io::Error::other("the file changed while it was being read"),

@@ -9,11 +9,11 @@ use chrono::NaiveDate;
 use csv::ByteRecord;
 
 use super::ahead::{self, Ahead};
-use super::digest::RowDigester;
+use super::digest::{salted, RowDigester};
 use super::first_rows::{FirstRows, Occurrence};
 use super::header::Header;
 use super::parallel;
-use super::reader::{is_blank, CsvSource, Located};
+use super::reader::{is_blank, CsvSource, Located, RawRecord};
 use super::rejection::{sort, Rejection};
 use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
@@ -185,6 +185,10 @@ struct Noted {
     synced: Option<u32>,
     /// The row's digest, if the reader computed it.
     digest: Option<Salted>,
+    /// The hash of the row's raw bytes ([`RowDigester::raw`]), for a synced
+    /// employee's row read with [`Known::digest_all`]: its digest under
+    /// any employer.
+    raw: Option<u64>,
     /// Whether the row is the first with its ref.
     occurrence: Occurrence,
 }
@@ -255,6 +259,8 @@ struct Looked {
     synced: Option<u32>,
     /// The row's digest, if it was computed.
     digest: Option<Salted>,
+    /// The hash of its raw bytes, if it was computed.
+    raw: Option<u64>,
     /// The digest an apply recorded for that employee (0: none).
     recorded: u64,
 }
@@ -272,41 +278,50 @@ impl Looked {
 /// digest if it is one the state may vouch for. `compute` says whether to
 /// digest a synced employee's row whose digest was recorded (the reader
 /// asks whether the row is the employee's first; a row read ahead cannot
-/// tell, so always).
+/// tell, so always). The refs are read from the raw bytes of a record
+/// without quotes, unsplit; a quoted one's from its parse, `rec`.
+#[allow(clippy::too_many_arguments)]
 fn look_up(
-    rec: &ByteRecord,
+    raw: RawRecord<'_>,
+    rec: Option<&ByteRecord>,
     header: &Header,
     employers: &Employers,
     known: Known<'_>,
-    digester: &mut RowDigester,
+    digester: &RowDigester,
     next: &mut u32,
     compute: impl FnOnce(u32) -> bool,
 ) -> Looked {
     let field = |id: usize| {
-        let b = rec.get(header.pos(id)?)?;
+        let pos = header.pos(id)?;
+        let b = match rec {
+            Some(rec) => rec.get(pos),
+            None => raw.field(pos),
+        }?;
         std::str::from_utf8(b).ok().map(trim)
     };
     let Some(found) = field(EMPLOYEE_REF).and_then(|r| known.employees.find(r, next)) else {
         return Looked::default();
     };
-    let mut digest = None;
-    // A row whose employer is not in the file has no digest.
+    let mut looked = Looked {
+        synced: Some(found.at),
+        recorded: found.digest,
+        ..Looked::default()
+    };
     if (found.digest != 0 && compute(found.at)) || known.digest_all {
+        let hash = digester.raw(raw.bytes);
+        looked.raw = Some(hash);
+        // A row whose employer is not in the file has no digest.
         let salt = found.salt.or_else(|| {
             field(EMPLOYER_REF)
                 .and_then(|r| employers.position(r))
                 .map(|e| employers.salt_at(e))
         });
-        digest = salt.map(|salt| Salted {
-            digest: digester.digest(rec, salt),
+        looked.digest = salt.map(|salt| Salted {
+            digest: salted(hash, salt),
             salt,
         });
     }
-    Looked {
-        synced: Some(found.at),
-        digest,
-        recorded: found.digest,
-    }
+    looked
 }
 
 /// [`read_employee_rows`] with `threads` checking threads (0: checked on
@@ -332,7 +347,7 @@ fn read_rows_checked_on<T: Send>(
         }
         check_row(rec, noted, &header, employers, today, known, &make)
     };
-    let mut digester = known.map(|k| RowDigester::new(k.seed, &header));
+    let digester = known.map(|k| RowDigester::new(k.seed, &header));
     // Where the rows are read ahead from, if they are (see `ahead`).
     let seam = known.and_then(|_| match split {
         Split::Auto if src.len >= ahead::MIN_LEN => ahead::seam(&src, path, (9, 20)),
@@ -350,11 +365,11 @@ fn read_rows_checked_on<T: Send>(
             std::thread::Builder::new()
                 .name("read-ahead".into())
                 .spawn_scoped(scope, move || {
-                    let mut digester = RowDigester::new(k.seed, header);
+                    let digester = RowDigester::new(k.seed, header);
                     let mut next = 0;
-                    let look = |rec: &ByteRecord| {
+                    let look = |raw: RawRecord<'_>, rec: Option<&ByteRecord>| {
                         let looked =
-                            look_up(rec, header, employers, k, &mut digester, &mut next, |_| {
+                            look_up(raw, rec, header, employers, k, &digester, &mut next, |_| {
                                 true
                             });
                         (looked, looked.matching())
@@ -377,7 +392,7 @@ fn read_rows_checked_on<T: Send>(
             employers,
             known,
             &mut order,
-            digester.as_mut(),
+            digester.as_ref(),
             &check,
             &mut rows,
             &mut sink,
@@ -411,7 +426,7 @@ fn read_rows<T: Send>(
     employers: &Employers,
     known: Option<Known<'_>>,
     order: &mut FileOrder<'_>,
-    mut digester: Option<&mut RowDigester>,
+    digester: Option<&RowDigester>,
     check: parallel::Check<'_, Noted, Checked<T>>,
     rows: &mut u64,
     sink: &mut impl FnMut(Streamed<T>),
@@ -439,12 +454,17 @@ fn read_rows<T: Send>(
                                     // seen: checked as the reader would
                                     // (its digest is computed again if
                                     // apply records it).
-                                    ahead::read_again(path, offset, feed.slot())?;
+                                    let raw = ahead::read_again(path, offset, feed.slot())?;
                                     let synced = Some(at);
+                                    let raw = match (known, digester) {
+                                        (Some(k), Some(d)) if k.digest_all => Some(d.raw(&raw)),
+                                        _ => None,
+                                    };
                                     (
                                         loc,
                                         Looked {
                                             synced,
+                                            raw,
                                             ..Looked::default()
                                         },
                                     )
@@ -459,6 +479,7 @@ fn read_rows<T: Send>(
                                 loc,
                                 synced: noted.synced,
                                 digest: noted.digest,
+                                raw: noted.raw,
                                 occurrence: Occurrence::Unkeyed,
                             };
                             keep(feed, order, header, noted, sink);
@@ -475,42 +496,56 @@ fn read_rows<T: Send>(
                     ahead = None;
                 }
             }
-            let rec = feed.slot();
-            let Some(loc) = src.next_record(rec)? else {
+            let Some(loc) = src.next_raw()? else {
                 break;
             };
-            if is_blank(rec) {
-                continue;
-            }
-            *rows += 1;
-            let mut noted = Noted {
-                loc,
-                synced: None,
-                digest: None,
-                occurrence: Occurrence::Unkeyed,
-            };
+            let raw = src.raw();
             // First, the row the state vouches for: found by its two refs
             // as written, it needs no other look (its digest covers its
             // shape: a row with other fields, or another number of them,
-            // has another). Only a ref's first row can be taken as
-            // unchanged (a later one is a duplicate). The digest, once
-            // computed, serves the full check too.
-            if let (Some(k), Some(d)) = (known, digester.as_deref_mut()) {
-                let firsts = &order.firsts;
-                let looked = look_up(rec, header, employers, k, d, &mut next, |at| {
+            // has other bytes). A row without quotes is looked up before
+            // it is split into fields, and only split if it needs more.
+            // Only a ref's first row can be taken as unchanged (a later
+            // one is a duplicate). The digest, once computed, serves the
+            // full check too.
+            let mut look = |rec: Option<&ByteRecord>, firsts: &FirstRows| match (known, digester) {
+                (Some(k), Some(d)) => look_up(raw, rec, header, employers, k, d, &mut next, |at| {
                     firsts.synced_is_new(at)
-                });
-                noted.synced = looked.synced;
-                noted.digest = looked.digest;
-                if let Some(at) = looked
-                    .matching()
-                    .filter(|&at| order.firsts.synced_is_new(at))
-                {
-                    order.firsts.unchanged(at, loc.line);
-                    sink(Streamed::Unchanged(at));
-                    continue;
+                }),
+                _ => Looked::default(),
+            };
+            let early = (!raw.quoted).then(|| look(None, &order.firsts));
+            let mut taken = early
+                .and_then(|l| l.matching())
+                .filter(|&at| order.firsts.synced_is_new(at));
+            let looked = match (early, taken) {
+                (Some(looked), Some(_)) => looked,
+                _ => {
+                    let rec = feed.slot();
+                    src.fields_into(rec);
+                    if is_blank(rec) {
+                        continue;
+                    }
+                    let looked = early.unwrap_or_else(|| look(Some(rec), &order.firsts));
+                    taken = looked
+                        .matching()
+                        .filter(|&at| order.firsts.synced_is_new(at));
+                    looked
                 }
+            };
+            *rows += 1;
+            if let Some(at) = taken {
+                order.firsts.unchanged(at, loc.line);
+                sink(Streamed::Unchanged(at));
+                continue;
             }
+            let noted = Noted {
+                loc,
+                synced: looked.synced,
+                digest: looked.digest,
+                raw: looked.raw,
+                occurrence: Occurrence::Unkeyed,
+            };
             keep(feed, order, header, noted, sink);
         }
         feed.finish(&mut |n, c| {
@@ -592,9 +627,13 @@ fn check_row<T>(
                     // one the reader took from the state's, for a row that
                     // moved employer, is computed again.
                     let salt = employers.salt_at(record.employer);
-                    record.digest = match noted.digest {
-                        Some(s) if s.salt == salt => s.digest,
-                        _ => RowDigester::new(k.seed, header).digest(rec, salt),
+                    record.digest = match (noted.digest, noted.raw) {
+                        (Some(s), _) if s.salt == salt => s.digest,
+                        (_, Some(raw)) => salted(raw, salt),
+                        // Never for a synced row (the reader hashes every
+                        // one when digests are recorded); no digest only
+                        // costs the next run a full read of the row.
+                        (_, None) => 0,
                     };
                 }
             }

@@ -154,9 +154,36 @@ impl Located {
 }
 
 /// The CSV parser over a hashing, line-counting source.
+///
+/// It keeps its own buffer rather than a `csv::Reader` so that a record's
+/// raw bytes can be looked at before, or instead of, splitting it into
+/// fields: on a nightly run nearly every row is one the state vouches for
+/// by a digest of those bytes (`input::digest`), and parsing it was most of
+/// reading it. A record on a line of its own with no quote (nearly every
+/// row of a payroll export) is split at its commas; any other goes through
+/// `csv_core` with the settings the `csv` crate would use, so the fields
+/// are the same either way (a test compares the two on random bytes).
 pub(crate) struct CsvSource {
     pub path: String,
-    rdr: csv::Reader<HashingReader<File>>,
+    src: HashingReader<File>,
+    /// Bytes read from `src`; `buf[pos..end]` not yet taken.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Parser offset (bytes after a byte-order mark) of `buf[0]`.
+    base: u64,
+    /// `src` has no more bytes.
+    eof: bool,
+    /// The current record's raw bytes, `buf[raw.0..raw.1]` (its terminator
+    /// left out).
+    raw: (usize, usize),
+    /// Whether the current record holds a quote: its fields are then the
+    /// ones `core` unquoted into `out` (ends at `ends[..fields]`).
+    quoted: bool,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    fields: usize,
     /// Newlines before the current parse position (so line = this + 1).
     lines_before: u64,
     /// Parser offset just after the previous record.
@@ -164,6 +191,34 @@ pub(crate) struct CsvSource {
     /// The file's size when opened: a hint for sizing what the rows fill.
     pub len: u64,
 }
+
+/// A record's bytes as the file holds them, its terminator left out.
+#[derive(Clone, Copy)]
+pub(crate) struct RawRecord<'a> {
+    pub bytes: &'a [u8],
+    /// Whether it holds a quote (then only a parse says what its fields are).
+    pub quoted: bool,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Field `i` of a record without quotes (its bytes up to the `i`th
+    /// comma); `None` for a quoted record or one with fewer fields.
+    pub(crate) fn field(&self, i: usize) -> Option<&'a [u8]> {
+        if self.quoted {
+            return None;
+        }
+        let mut start = 0;
+        let mut commas = memchr::memchr_iter(b',', self.bytes);
+        for _ in 0..i {
+            start = commas.next()? + 1;
+        }
+        let end = commas.next().unwrap_or(self.bytes.len());
+        Some(&self.bytes[start..end])
+    }
+}
+
+/// Bytes read from the file at a time.
+const CHUNK: usize = 128 * 1024;
 
 impl CsvSource {
     pub(crate) fn open(path: &Path) -> Result<Self, InputError> {
@@ -182,18 +237,27 @@ impl CsvSource {
 
     /// The parser every source uses, over `src`.
     fn over(path: String, src: HashingReader<File>, len: u64) -> CsvSource {
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            // Ragged rows are reported per row, not as a whole-file error.
-            .flexible(true)
+        let core = csv_core::ReaderBuilder::new()
             // `\n` only: a CR is then trailing whitespace, trimmed with the
             // field, and each record ends on a byte we can count lines by.
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(64 * 1024)
-            .from_reader(src);
+            // (Otherwise the `csv` crate's defaults; ragged rows are
+            // reported per row, so the field count is never checked here.)
+            .terminator(csv_core::Terminator::Any(b'\n'))
+            .build();
         CsvSource {
             path,
-            rdr,
+            src,
+            buf: vec![0; CHUNK],
+            pos: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            raw: (0, 0),
+            quoted: false,
+            core,
+            out: vec![0; 1024],
+            ends: vec![0; 32],
+            fields: 0,
             lines_before: 0,
             prev_end: 0,
             len,
@@ -231,14 +295,19 @@ impl CsvSource {
     /// The lines that end before parser offset `at`, which is no further
     /// than the bytes read so far: the line at `at` is the next one.
     pub(crate) fn lines_before(&self, at: u64) -> u64 {
-        let src = self.rdr.get_ref();
-        self.lines_before + src.newlines.iter().take_while(|&&off| off < at).count() as u64
+        self.lines_before
+            + self
+                .src
+                .newlines
+                .iter()
+                .take_while(|&&off| off < at)
+                .count() as u64
     }
 
     /// Hash the rest of the file, unparsed: the rows after the parser's
     /// position were read by another source ([`CsvSource::open_at`]).
     pub(crate) fn hash_rest(&mut self) -> Result<(), InputError> {
-        let src = self.rdr.get_mut();
+        let src = &mut self.src;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match src.inner.read(&mut buf) {
@@ -258,7 +327,7 @@ impl CsvSource {
     }
 
     pub(crate) fn encoding(&self) -> Encoding {
-        self.rdr.get_ref().encoding()
+        self.src.encoding()
     }
 
     /// Read the next record into `rec`; `None` at the end of the file.
@@ -266,50 +335,189 @@ impl CsvSource {
         &mut self,
         rec: &mut ByteRecord,
     ) -> Result<Option<Located>, InputError> {
-        let more = self.rdr.read_byte_record(rec).map_err(|e| InputError::Io {
+        let loc = self.next_raw()?;
+        if loc.is_some() {
+            self.fields_into(rec);
+        }
+        Ok(loc)
+    }
+
+    /// Move to the next record, its raw bytes then at [`CsvSource::raw`]
+    /// and its fields at [`CsvSource::fields_into`]; `None` at the end of
+    /// the file.
+    pub(crate) fn next_raw(&mut self) -> Result<Option<Located>, InputError> {
+        let more = self.advance().map_err(|e| InputError::Io {
             path: self.path.clone(),
-            source: match e.into_kind() {
-                csv::ErrorKind::Io(io) => io,
-                other => io::Error::other(format!("{other:?}")),
-            },
+            source: e,
         })?;
         if !more {
             return Ok(None);
         }
-        // The parser silently skips empty lines before a record: those are
-        // the newlines sitting exactly at the previous end, end+1, ...
-        let src = self.rdr.get_mut();
+        // Empty lines before a record are skipped: those are the newlines
+        // sitting exactly at the previous end, end+1, ...
         let mut start = self.prev_end;
-        while let Some(&off) = src.newlines.front() {
+        let newlines = &mut self.src.newlines;
+        while let Some(&off) = newlines.front() {
             if off < start {
                 self.lines_before += 1;
-                src.newlines.pop_front();
+                newlines.pop_front();
             } else if off == start {
                 self.lines_before += 1;
-                src.newlines.pop_front();
+                newlines.pop_front();
                 start += 1;
             } else {
                 break;
             }
         }
-        self.prev_end = self.rdr.position().byte();
+        self.prev_end = self.base + self.pos as u64;
         let line = self.lines_before + 1;
-        // A record holds a newline only inside a quoted field, which is
-        // rare: one memchr says there is none. (Counting with a byte filter
-        // was most of this function, 55 ms a million records; memchr's
-        // own count still took 23 ms, this 8 ms.)
-        let bytes = rec.as_slice();
-        let inner = memchr::memchr(b'\n', bytes).map_or(0, |first| {
-            1 + memchr::memchr_iter(b'\n', &bytes[first + 1..]).count() as u64
-        });
+        // Only a quoted field holds a newline.
+        let inner = match self.quoted {
+            false => 0,
+            true => memchr::memchr_iter(b'\n', self.raw().bytes).count() as u64,
+        };
         Ok(Some(Located {
             line,
             end_line: line + inner,
         }))
     }
 
+    /// The current record's raw bytes.
+    pub(crate) fn raw(&self) -> RawRecord<'_> {
+        RawRecord {
+            bytes: &self.buf[self.raw.0..self.raw.1],
+            quoted: self.quoted,
+        }
+    }
+
+    /// The current record's fields, into `rec`.
+    pub(crate) fn fields_into(&self, rec: &mut ByteRecord) {
+        rec.clear();
+        if self.quoted {
+            let mut start = 0;
+            for &end in &self.ends[..self.fields] {
+                rec.push_field(&self.out[start..end]);
+                start = end;
+            }
+        } else {
+            let line = &self.buf[self.raw.0..self.raw.1];
+            let mut start = 0;
+            for comma in memchr::memchr_iter(b',', line) {
+                rec.push_field(&line[start..comma]);
+                start = comma + 1;
+            }
+            rec.push_field(&line[start..]);
+        }
+    }
+
+    /// Find the next record; false at the end of the file.
+    fn advance(&mut self) -> io::Result<bool> {
+        loop {
+            let nl = memchr::memchr(b'\n', &self.buf[self.pos..self.end]);
+            if nl.is_none() && !self.eof {
+                self.refill()?;
+                continue;
+            }
+            if self.pos == self.end {
+                return Ok(false);
+            }
+            let line_end = nl.map_or(self.end, |i| self.pos + i);
+            if line_end == self.pos {
+                // An empty line: no record, as the `csv` crate has it.
+                self.pos += 1;
+                continue;
+            }
+            if memchr::memchr(b'"', &self.buf[self.pos..line_end]).is_none() {
+                self.raw = (self.pos, line_end);
+                self.quoted = false;
+                self.pos = (line_end + 1).min(self.end);
+                return Ok(true);
+            }
+            return self.quoted_record();
+        }
+    }
+
+    /// The record at `pos`, which holds a quote, parsed by `csv_core`
+    /// (it may span lines): false if none is left.
+    fn quoted_record(&mut self) -> io::Result<bool> {
+        use csv_core::ReadRecordResult as R;
+        'refilled: loop {
+            self.core.reset();
+            let (mut at, mut nout) = (self.pos, 0);
+            self.fields = 0;
+            loop {
+                // Empty input is the end of the file to `csv_core`: only
+                // given once the file has no more.
+                if at == self.end && !self.eof {
+                    self.refill()?;
+                    continue 'refilled;
+                }
+                let at_eof = at == self.end;
+                let input = &self.buf[at..self.end];
+                let (res, nin, n, nend) = self.core.read_record(
+                    input,
+                    &mut self.out[nout..],
+                    &mut self.ends[self.fields..],
+                );
+                at += nin;
+                nout += n;
+                self.fields += nend;
+                match res {
+                    R::InputEmpty => continue,
+                    R::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                    R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                    R::Record => {
+                        // A record ended by its terminator leaves it out; one
+                        // ended by the end of the file inside a quote keeps
+                        // a final newline, which is the field's.
+                        let end = match !at_eof && self.buf[at - 1] == b'\n' {
+                            true => at - 1,
+                            false => at,
+                        };
+                        self.raw = (self.pos, end);
+                        self.quoted = true;
+                        self.pos = at;
+                        return Ok(true);
+                    }
+                    R::End => {
+                        self.pos = self.end;
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read more of the file after the bytes not yet taken (moved to the
+    /// front; the buffer doubled if they fill it).
+    fn refill(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub(crate) fn hex_digest(&self) -> String {
-        self.rdr.get_ref().hex_digest()
+        self.src.hex_digest()
     }
 }
 
@@ -353,6 +561,89 @@ mod tests {
             out.push((loc.line, loc.end_line, fields));
         }
         out
+    }
+
+    /// The records and offsets the `csv` crate reads from `bytes`, with the
+    /// settings this source had when it used that crate.
+    fn csv_crate_reads(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(bytes);
+        let mut rec = ByteRecord::new();
+        let mut out = Vec::new();
+        while rdr.read_byte_record(&mut rec).unwrap() {
+            out.push((
+                rec.iter().map(<[u8]>::to_vec).collect(),
+                rdr.position().byte(),
+            ));
+        }
+        out
+    }
+
+    fn source_reads(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        let mut src = CsvSource::open(f.path()).unwrap();
+        let mut rec = ByteRecord::new();
+        let mut out = Vec::new();
+        while let Some(loc) = src.next_record(&mut rec).unwrap() {
+            // A record spans as many lines as its fields hold newlines
+            // (the row checks allow for a final one swallowed by an
+            // unclosed quote).
+            let newlines = rec.as_slice().iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(loc.end_line - loc.line, newlines as u64, "{rec:?}");
+            out.push((rec.iter().map(<[u8]>::to_vec).collect(), src.offset()));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Split at commas or parsed by `csv_core`, a record's fields and
+        /// where it ends are the ones the `csv` crate gives: quotes, doubled
+        /// quotes, unclosed quotes, CRs, blank lines, no final newline.
+        #[test]
+        fn records_are_the_csv_crates(bytes in proptest::collection::vec(
+            proptest::sample::select(b"a,\"\n\r ".to_vec()), 0..200)
+        ) {
+            proptest::prop_assert_eq!(source_reads(&bytes), csv_crate_reads(&bytes));
+        }
+    }
+
+    /// Records longer than the buffer, quoted or not, and a quoted field
+    /// across a refill.
+    #[test]
+    fn long_records_are_read_whole() {
+        let long = "x".repeat(3 * CHUNK);
+        let text = format!(
+            "a,{long}\n\"{long}\n{long}\",b\n{}\"q\",c\nlast",
+            "y".repeat(CHUNK - 5)
+        );
+        assert_eq!(
+            source_reads(text.as_bytes()),
+            csv_crate_reads(text.as_bytes())
+        );
+        assert_eq!(source_reads(text.as_bytes()).len(), 4);
+    }
+
+    #[test]
+    fn a_raw_record_keeps_its_bytes_and_splits_without_quotes() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"a,,b c\r\n\n\"x,y\",z\nlast").unwrap();
+        let mut src = CsvSource::open(f.path()).unwrap();
+        src.next_raw().unwrap().unwrap();
+        let raw = src.raw();
+        assert_eq!((raw.bytes, raw.quoted), (&b"a,,b c\r"[..], false));
+        let fields: Vec<_> = (0..4).map(|i| raw.field(i)).collect();
+        assert_eq!(fields, [Some(&b"a"[..]), Some(b""), Some(b"b c\r"), None]);
+        assert_eq!(src.next_raw().unwrap().unwrap().line, 3);
+        let raw = src.raw();
+        assert_eq!((raw.bytes, raw.quoted), (&b"\"x,y\",z"[..], true));
+        assert_eq!(raw.field(0), None);
+        src.next_raw().unwrap().unwrap();
+        assert_eq!(src.raw().bytes, b"last");
+        assert!(src.next_raw().unwrap().is_none());
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! The byte source under the CSV parser: opens the file, hashes every raw
-//! byte on the way through (the saved plan names inputs by content hash, and
-//! a second pass over a 1M-row file would double the I/O), drops a UTF-8
-//! byte-order mark, and keeps exact line numbers.
+//! Reading CSV: opens the file, hashes every raw byte on the way through
+//! (the saved plan names inputs by content hash, and a second pass over a
+//! 1M-row file would double the I/O), drops a UTF-8 byte-order mark, finds
+//! the records (their raw bytes, and their fields when asked for), and
+//! keeps exact line numbers.
 //!
-//! Line numbers are kept here rather than taken from `csv::Position` because
-//! the csv crate stamps a record with the position *before* it skips blank
-//! lines, so every row after a blank line would be reported a few lines too
-//! early. Instead the source notes the offset of every `\n` it hands out, and
-//! [`CsvSource::next_record`] works out where each record really starts.
+//! The source notes the offset of every `\n` it hands out, and
+//! [`CsvSource::next_raw`] works out from those and the blank lines it
+//! skipped where each record really starts. (The csv crate, which did the
+//! parsing here before, stamps a record with the position *before* the
+//! blank lines it skips, so every row after a blank line would be reported
+//! a few lines too early.)
 
 use std::collections::VecDeque;
 use std::fs::File;

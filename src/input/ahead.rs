@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use csv::ByteRecord;
+use super::record::Record;
 
 use super::reader::{is_blank, CsvSource, Located, RawRecord};
 use super::InputError;
@@ -46,7 +46,7 @@ pub(crate) enum Ahead<N> {
     Matching { at: u32, loc: Located, offset: u64 },
     /// Any other row, whole, for the reader to check, with what `look`
     /// noted of it.
-    Row(Box<(ByteRecord, Located, N)>),
+    Row(Box<(Record, Located, N)>),
 }
 
 /// What the helper sends: a batch of rows in file order, or the error that
@@ -84,7 +84,7 @@ pub(crate) fn seam(src: &CsvSource, path: &Path, fraction: (u64, u64)) -> Option
 pub(crate) fn read_ahead<N>(
     path: &Path,
     from: u64,
-    mut look: impl FnMut(RawRecord<'_>, Option<&ByteRecord>) -> (N, Option<u32>),
+    mut look: impl FnMut(RawRecord<'_>, Option<&Record>) -> (N, Option<u32>),
     tx: SyncSender<Batch<N>>,
 ) {
     let send = |batch: Batch<N>| tx.send(batch).is_ok();
@@ -97,7 +97,7 @@ pub(crate) fn read_ahead<N>(
     };
     let mut batch = Vec::with_capacity(ROWS);
     let mut whole = 0;
-    let mut rec = ByteRecord::new();
+    let mut rec = Record::new();
     loop {
         let offset = from + src.offset();
         let loc = match src.next_raw() {
@@ -148,7 +148,7 @@ pub(crate) fn channel<N>() -> (SyncSender<Batch<N>>, Receiver<Batch<N>>) {
 pub(crate) fn read_again(
     path: &Path,
     offset: u64,
-    rec: &mut ByteRecord,
+    rec: &mut Record,
 ) -> Result<Vec<u8>, InputError> {
     let mut src = CsvSource::open_at(path, offset)?;
     match src.next_record(rec)? {

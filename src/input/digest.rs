@@ -102,10 +102,10 @@ pub(crate) fn salted(raw: u64, employer_salt: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use csv::ByteRecord;
+    use crate::input::record::Record;
 
     fn digest(raw: &str) -> u64 {
-        let header = ByteRecord::from(vec!["a", "b"]);
+        let header = Record::from(vec!["a", "b"]);
         let mut notes = Vec::new();
         let header = Header::resolve(&header, &["a", "b"], &[], &mut notes).unwrap();
         salted(RowDigester::new(7, &header).raw(raw.as_bytes()), 3)
@@ -127,7 +127,7 @@ mod tests {
         let mut notes = Vec::new();
         let mut header = |names: [&str; 2]| {
             Header::resolve(
-                &ByteRecord::from(names.to_vec()),
+                &Record::from(names.to_vec()),
                 &["a", "b", "c"],
                 &[],
                 &mut notes,

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::record::Record;
 use chrono::NaiveDate;
-use csv::ByteRecord;
 
 use super::ahead::{self, Ahead};
 use super::digest::{salted, RowDigester};
@@ -283,7 +283,7 @@ impl Looked {
 #[allow(clippy::too_many_arguments)]
 fn look_up(
     raw: RawRecord<'_>,
-    rec: Option<&ByteRecord>,
+    rec: Option<&Record>,
     header: &Header,
     employers: &Employers,
     known: Known<'_>,
@@ -341,7 +341,7 @@ fn read_rows_checked_on<T: Send>(
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
     let known = known.filter(|k| k.employees.count() > 0);
     let mut order = FileOrder::new(&src, &header, known);
-    let check = |rec: &ByteRecord, noted: &Noted, ahead: Option<&ByteRecord>| {
+    let check = |rec: &Record, noted: &Noted, ahead: Option<&Record>| {
         if let Some(ahead) = ahead {
             prefetch_employer(ahead, &header, employers);
         }
@@ -367,7 +367,7 @@ fn read_rows_checked_on<T: Send>(
                 .spawn_scoped(scope, move || {
                     let digester = RowDigester::new(k.seed, header);
                     let mut next = 0;
-                    let look = |raw: RawRecord<'_>, rec: Option<&ByteRecord>| {
+                    let look = |raw: RawRecord<'_>, rec: Option<&Record>| {
                         let looked =
                             look_up(raw, rec, header, employers, k, &digester, &mut next, |_| {
                                 true
@@ -508,7 +508,7 @@ fn read_rows<T: Send>(
             // Only a ref's first row can be taken as unchanged (a later
             // one is a duplicate). The digest, once computed, serves the
             // full check too.
-            let mut look = |rec: Option<&ByteRecord>, firsts: &FirstRows| match (known, digester) {
+            let mut look = |rec: Option<&Record>, firsts: &FirstRows| match (known, digester) {
                 (Some(k), Some(d)) => look_up(raw, rec, header, employers, k, d, &mut next, |at| {
                     firsts.synced_is_new(at)
                 }),
@@ -587,7 +587,7 @@ fn keep<T: Send>(
 /// Start fetching the employers' index slot of the employer a row names:
 /// the rows name their employers at random, and a slot asked for a few
 /// rows before its own row is checked is in the cache by then.
-fn prefetch_employer(rec: &ByteRecord, header: &Header, employers: &Employers) {
+fn prefetch_employer(rec: &Record, header: &Header, employers: &Employers) {
     let field = header.pos(EMPLOYER_REF).and_then(|pos| rec.get(pos));
     if let Some(Ok(text)) = field.map(std::str::from_utf8) {
         employers.prefetch_position(trim(text));
@@ -597,7 +597,7 @@ fn prefetch_employer(rec: &ByteRecord, header: &Header, employers: &Employers) {
 /// Validate one row on a checking thread: everything but the duplicate
 /// check, which needs the rows before it.
 fn check_row<T>(
-    rec: &ByteRecord,
+    rec: &Record,
     noted: &Noted,
     header: &Header,
     employers: &Employers,

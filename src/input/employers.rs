@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use super::record::Record;
 use compact_str::CompactString;
-use csv::ByteRecord;
 
 use super::header::Header;
 use super::reader::{is_blank, CsvSource};
@@ -304,7 +304,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     let mut src = CsvSource::open(path)?;
     let (header, mut warnings) = read_header(&mut src, COLUMNS, REQUIRED)?;
     let file = src.path.clone();
-    let mut rec = ByteRecord::new();
+    let mut rec = Record::new();
     let mut rows = 0u64;
     // Each employer's rows, in the order employers first appear, and where
     // each is. A file lists an employer's rows together, so a row is

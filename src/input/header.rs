@@ -1,7 +1,7 @@
 //! Column lookup: the header row is resolved once into indices, so reading a
 //! row is indexing, never searching by name.
 
-use csv::ByteRecord;
+use super::record::Record;
 
 use crate::model::Metadata;
 
@@ -39,7 +39,7 @@ impl Header {
     /// Resolve a header row. `warnings` receives one sentence per ignored
     /// column.
     pub(crate) fn resolve(
-        rec: &ByteRecord,
+        rec: &Record,
         columns: &'static [&'static str],
         required: &[usize],
         warnings: &mut Vec<String>,
@@ -171,7 +171,7 @@ mod tests {
     const COLS: &[&str] = &["employee_ref", "email", "state"];
 
     fn resolve(fields: &[&str]) -> (Result<Header, HeaderProblem>, Vec<String>) {
-        let rec = ByteRecord::from(fields.to_vec());
+        let rec = Record::from(fields.to_vec());
         let mut w = Vec::new();
         (Header::resolve(&rec, COLS, &[0, 1], &mut w), w)
     }
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn utf16_without_bom_refused() {
-        let rec = ByteRecord::from(vec!["e\0m\0a\0i\0l\0"]);
+        let rec = Record::from(vec!["e\0m\0a\0i\0l\0"]);
         let mut w = Vec::new();
         assert!(matches!(
             Header::resolve(&rec, COLS, &[0], &mut w).unwrap_err(),
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn non_utf8_header_refused() {
-        let rec = ByteRecord::from(vec![&b"employee_ref"[..], b"e\xe9mail"]);
+        let rec = Record::from(vec![&b"employee_ref"[..], b"e\xe9mail"]);
         let mut w = Vec::new();
         assert!(matches!(
             Header::resolve(&rec, COLS, &[0], &mut w).unwrap_err(),

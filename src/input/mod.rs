@@ -20,6 +20,7 @@ mod first_rows;
 mod header;
 mod parallel;
 mod reader;
+mod record;
 mod ref_index;
 mod rejection;
 mod row;
@@ -32,7 +33,7 @@ pub use employees::{
 pub use employers::{read_employers, Employers};
 pub use rejection::{InputError, InputWarning, Rejection};
 
-use csv::ByteRecord;
+use record::Record;
 
 use header::{Header, HeaderProblem};
 use reader::{is_blank, CsvSource, Encoding};
@@ -52,7 +53,7 @@ fn read_header(
                 .to_owned(),
         });
     }
-    let mut rec = ByteRecord::new();
+    let mut rec = Record::new();
     let line = loop {
         match src.next_record(&mut rec)? {
             None => return Err(InputError::Empty { path }),

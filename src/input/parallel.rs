@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Mutex, PoisonError};
 
-use csv::ByteRecord;
+use super::record::Record;
 
 /// Rows per batch: enough that handing one over costs little beside its
 /// rows, few enough that the checking threads start early.
@@ -26,7 +26,7 @@ const AHEAD_PER_THREAD: usize = 4;
 /// what the reader noted of it, and the record [`LOOK_AHEAD`] rows on in
 /// the batch, if there is one, whose lookups the check may start fetching
 /// now, so that their cache misses overlap this row's work.
-pub(crate) type Check<'c, P, T> = &'c (dyn Fn(&ByteRecord, &P, Option<&ByteRecord>) -> T + Sync);
+pub(crate) type Check<'c, P, T> = &'c (dyn Fn(&Record, &P, Option<&Record>) -> T + Sync);
 
 /// How far ahead in its batch a check is shown a record (see [`Check`]).
 pub(crate) const LOOK_AHEAD: usize = 8;
@@ -35,7 +35,7 @@ pub(crate) const LOOK_AHEAD: usize = 8;
 struct Batch<P, T> {
     /// The raw records; only the first `notes.len()` are rows of this
     /// batch. Kept from batch to batch, with their buffers.
-    records: Vec<ByteRecord>,
+    records: Vec<Record>,
     /// What the reader noted of each row (its line, what the state knows).
     notes: Vec<P>,
     /// Each row's result, filled by the checking thread.
@@ -85,10 +85,10 @@ pub(crate) struct Feed<'c, P, T> {
 
 impl<P: Send, T: Send> Feed<'_, P, T> {
     /// The record to read the next row into (its buffers reused).
-    pub(crate) fn slot(&mut self) -> &mut ByteRecord {
+    pub(crate) fn slot(&mut self) -> &mut Record {
         let at = self.current.notes.len();
         if self.current.records.len() == at {
-            self.current.records.push(ByteRecord::new());
+            self.current.records.push(Record::new());
         }
         &mut self.current.records[at]
     }
@@ -209,26 +209,25 @@ mod tests {
     /// Rows come back in the order pushed, whatever thread checked them,
     /// with the slots that were read over (skipped rows) left out.
     fn run(threads: usize, rows: usize) {
-        let check =
-            |rec: &ByteRecord, note: &usize, ahead: Option<&ByteRecord>| -> (usize, Vec<u8>) {
-                // The record shown ahead is a later row of the batch, rows read
-                // over not counted.
-                if let Some(a) = ahead {
-                    let n: usize = std::str::from_utf8(a.get(0).unwrap())
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    assert!(n > *note && n <= note + 2 * LOOK_AHEAD, "{note} -> {n}");
-                }
-                // Uneven work, so that batches finish out of order.
-                let spin = (note * 7919) % 2000;
-                let mut x = 0u64;
-                for i in 0..spin {
-                    x = x.wrapping_add(i as u64);
-                }
-                std::hint::black_box(x);
-                (*note, rec.get(0).unwrap_or_default().to_vec())
-            };
+        let check = |rec: &Record, note: &usize, ahead: Option<&Record>| -> (usize, Vec<u8>) {
+            // The record shown ahead is a later row of the batch, rows read
+            // over not counted.
+            if let Some(a) = ahead {
+                let n: usize = std::str::from_utf8(a.get(0).unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(n > *note && n <= note + 2 * LOOK_AHEAD, "{note} -> {n}");
+            }
+            // Uneven work, so that batches finish out of order.
+            let spin = (note * 7919) % 2000;
+            let mut x = 0u64;
+            for i in 0..spin {
+                x = x.wrapping_add(i as u64);
+            }
+            std::hint::black_box(x);
+            (*note, rec.get(0).unwrap_or_default().to_vec())
+        };
         let mut got = Vec::new();
         check_in_order(threads, &check, |feed| {
             let mut settle = |note: usize, (n, field): (usize, Vec<u8>)| {
@@ -263,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_drops_what_is_in_flight() {
-        let check = |_: &ByteRecord, n: &usize, _: Option<&ByteRecord>| *n;
+        let check = |_: &Record, n: &usize, _: Option<&Record>| *n;
         let mut settled = 0;
         let r: Result<(), &str> = check_in_order(2, &check, |feed| {
             for i in 0..10 * ROWS {

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use csv::ByteRecord;
+use super::record::Record;
 
 use super::InputError;
 
@@ -333,10 +333,7 @@ impl CsvSource {
     }
 
     /// Read the next record into `rec`; `None` at the end of the file.
-    pub(crate) fn next_record(
-        &mut self,
-        rec: &mut ByteRecord,
-    ) -> Result<Option<Located>, InputError> {
+    pub(crate) fn next_record(&mut self, rec: &mut Record) -> Result<Option<Located>, InputError> {
         let loc = self.next_raw()?;
         if loc.is_some() {
             self.fields_into(rec);
@@ -393,22 +390,11 @@ impl CsvSource {
     }
 
     /// The current record's fields, into `rec`.
-    pub(crate) fn fields_into(&self, rec: &mut ByteRecord) {
-        rec.clear();
+    pub(crate) fn fields_into(&self, rec: &mut Record) {
         if self.quoted {
-            let mut start = 0;
-            for &end in &self.ends[..self.fields] {
-                rec.push_field(&self.out[start..end]);
-                start = end;
-            }
+            rec.set_unquoted(&self.out, &self.ends[..self.fields]);
         } else {
-            let line = &self.buf[self.raw.0..self.raw.1];
-            let mut start = 0;
-            for comma in memchr::memchr_iter(b',', line) {
-                rec.push_field(&line[start..comma]);
-                start = comma + 1;
-            }
-            rec.push_field(&line[start..]);
+            rec.set_line(&self.buf[self.raw.0..self.raw.1]);
         }
     }
 
@@ -540,7 +526,7 @@ fn classify(path: &str, e: io::Error) -> InputError {
 
 /// True if a record holds nothing but whitespace: a blank line with a CR or
 /// spaces (which the parser does not skip), or a spreadsheet's `,,,,` row.
-pub(crate) fn is_blank(rec: &ByteRecord) -> bool {
+pub(crate) fn is_blank(rec: &Record) -> bool {
     rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
 }
 
@@ -553,7 +539,7 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         let mut src = CsvSource::open(f.path()).unwrap();
-        let mut rec = ByteRecord::new();
+        let mut rec = Record::new();
         let mut out = Vec::new();
         while let Some(loc) = src.next_record(&mut rec).unwrap() {
             let fields = rec
@@ -573,7 +559,7 @@ mod tests {
             .flexible(true)
             .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(bytes);
-        let mut rec = ByteRecord::new();
+        let mut rec = csv::ByteRecord::new();
         let mut out = Vec::new();
         while rdr.read_byte_record(&mut rec).unwrap() {
             out.push((
@@ -588,13 +574,16 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         let mut src = CsvSource::open(f.path()).unwrap();
-        let mut rec = ByteRecord::new();
+        let mut rec = Record::new();
         let mut out = Vec::new();
         while let Some(loc) = src.next_record(&mut rec).unwrap() {
             // A record spans as many lines as its fields hold newlines
             // (the row checks allow for a final one swallowed by an
             // unclosed quote).
-            let newlines = rec.as_slice().iter().filter(|&&b| b == b'\n').count();
+            let newlines: usize = rec
+                .iter()
+                .map(|f| f.iter().filter(|&&b| b == b'\n').count())
+                .sum();
             assert_eq!(loc.end_line - loc.line, newlines as u64, "{rec:?}");
             out.push((rec.iter().map(<[u8]>::to_vec).collect(), src.offset()));
         }
@@ -668,7 +657,7 @@ mod tests {
         f.write_all(&with_bom).unwrap();
         let mut src = CsvSource::open(f.path()).unwrap();
         assert_eq!(src.encoding(), Encoding::Utf8Bom);
-        let mut rec = ByteRecord::new();
+        let mut rec = Record::new();
         while src.next_record(&mut rec).unwrap().is_some() {}
         assert_eq!(
             src.hex_digest(),
@@ -682,7 +671,7 @@ mod tests {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             f.write_all(bytes).unwrap();
             let mut src = CsvSource::open(f.path()).unwrap();
-            let mut rec = ByteRecord::new();
+            let mut rec = Record::new();
             while src.next_record(&mut rec).unwrap().is_some() {}
             assert_eq!(src.hex_digest(), blake3::hash(bytes).to_hex().to_string());
         }

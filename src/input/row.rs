@@ -6,7 +6,7 @@
 //! lowest column position wins. That makes the report deterministic whatever
 //! order the checks are written in.
 
-use csv::ByteRecord;
+use super::record::Record;
 
 use super::header::Header;
 use super::reader::Located;
@@ -71,7 +71,7 @@ impl Problem {
 /// columns: as many fields as the header, and not a quote left open over
 /// many lines. Rows that fail this get nothing else checked
 /// ([`Row::check_shape`]); the reader asks it before handing a row on.
-pub(crate) fn fits_header(rec: &ByteRecord, header: &Header, loc: &Located) -> bool {
+pub(crate) fn fits_header(rec: &Record, header: &Header, loc: &Located) -> bool {
     rec.len() == header.len() && loc.end_line - loc.line < MAX_LINES_IN_FIELD
 }
 
@@ -117,7 +117,7 @@ impl AddressCols {
 }
 
 pub(crate) struct Row<'a> {
-    rec: &'a ByteRecord,
+    rec: &'a Record,
     pub header: &'a Header,
     /// Known column ids whose values are secret: never quoted in a message.
     secret: Option<usize>,
@@ -128,13 +128,13 @@ pub(crate) struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    pub(crate) fn new(rec: &'a ByteRecord, header: &'a Header, secret: Option<usize>) -> Self {
+    pub(crate) fn new(rec: &'a Record, header: &'a Header, secret: Option<usize>) -> Self {
         Row {
             rec,
             header,
             secret,
             best: None,
-            ascii: rec.as_slice().is_ascii(),
+            ascii: rec.is_ascii(),
         }
     }
 
@@ -157,7 +157,7 @@ impl<'a> Row<'a> {
             let column = (opened < want).then(|| self.header.name_at(opened).to_owned());
             // A quote left open at the end of the file swallows the file's
             // final newline too; that newline ends no further line.
-            let last_line = if self.rec.as_slice().last() == Some(&b'\n') {
+            let last_line = if self.rec.last_byte() == Some(b'\n') {
                 (loc.end_line - 1).max(loc.line)
             } else {
                 loc.end_line
@@ -424,7 +424,7 @@ mod tests {
 
     fn header(names: &[&str]) -> Header {
         let mut w = Vec::new();
-        Header::resolve(&ByteRecord::from(names.to_vec()), COLS, &[], &mut w).unwrap()
+        Header::resolve(&Record::from(names.to_vec()), COLS, &[], &mut w).unwrap()
     }
 
     fn loc(line: u64, end_line: u64) -> Located {
@@ -434,7 +434,7 @@ mod tests {
     #[test]
     fn earliest_column_in_header_order_wins() {
         let h = header(&["b", "a"]);
-        let rec = ByteRecord::from(vec!["x", "y"]);
+        let rec = Record::from(vec!["x", "y"]);
         let mut row = Row::new(&rec, &h, None);
         row.fail(0, Rule::Email, "a is bad".into());
         row.fail(1, Rule::Phone, "b is bad".into());
@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn ragged_row_is_malformed() {
         let h = header(&["a", "b"]);
-        let rec = ByteRecord::from(vec!["x"]);
+        let rec = Record::from(vec!["x"]);
         let p = Row::new(&rec, &h, None)
             .check_shape(&loc(2, 2))
             .unwrap_err();
@@ -459,7 +459,7 @@ mod tests {
     fn unclosed_quote_names_opening_line_and_column() {
         let h = header(&["a", "b"]);
         // Swallowed lines give the wrong field count...
-        let rec = ByteRecord::from(vec!["x\nz,w"]);
+        let rec = Record::from(vec!["x\nz,w"]);
         let p = Row::new(&rec, &h, None)
             .check_shape(&loc(4, 5))
             .unwrap_err();
@@ -467,7 +467,7 @@ mod tests {
         assert!(p.message.contains("opened on line 4"), "{}", p.message);
         assert!(p.message.contains("lines 4 to 5"), "{}", p.message);
         // ...or, by chance the right one, span many lines.
-        let rec = ByteRecord::from(vec!["x", "y\nz,w\nq\nr"]);
+        let rec = Record::from(vec!["x", "y\nz,w\nq\nr"]);
         let p = Row::new(&rec, &h, None)
             .check_shape(&loc(4, 7))
             .unwrap_err();
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn short_multiline_field_with_right_count_is_accepted() {
         let h = header(&["a", "b"]);
-        let rec = ByteRecord::from(vec!["x", "flat 2\nthe street"]);
+        let rec = Record::from(vec!["x", "flat 2\nthe street"]);
         let mut row = Row::new(&rec, &h, None);
         row.check_shape(&loc(4, 5)).unwrap();
         assert!(!row.has_problem());
@@ -488,14 +488,14 @@ mod tests {
     fn bad_utf8_and_long_fields_name_their_column() {
         let h = header(&["a", "b"]);
         let long = "x".repeat(MAX_FIELD_LEN + 1);
-        let rec = ByteRecord::from(vec![&b"caf\xe9"[..], long.as_bytes()]);
+        let rec = Record::from(vec![&b"caf\xe9"[..], long.as_bytes()]);
         let mut row = Row::new(&rec, &h, None);
         row.check_shape(&loc(2, 2)).unwrap();
         let p = row.finish().unwrap();
         assert_eq!((p.column.as_deref(), p.rule), (Some("a"), Rule::Malformed));
         assert!(p.message.contains("0xE9"));
 
-        let rec = ByteRecord::from(vec!["ok", long.as_str()]);
+        let rec = Record::from(vec!["ok", long.as_str()]);
         let mut row = Row::new(&rec, &h, None);
         row.check_shape(&loc(2, 2)).unwrap();
         let p = row.finish().unwrap();
@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn secret_values_are_never_quoted() {
         let h = header(&["a", "tax"]);
-        let rec = ByteRecord::from(vec!["x", "AB123"]);
+        let rec = Record::from(vec!["x", "AB123"]);
         let row = Row::new(&rec, &h, Some(2));
         let v = Violation::new(Rule::Malformed, "is odd");
         assert!(!row.describe(2, "AB123", &v).contains("AB123"));
@@ -518,8 +518,8 @@ mod tests {
     fn only_values_of_columns_without_personal_data_are_quoted() {
         const NAMED: &[&str] = &["email", "date_of_birth", "country_code", "employee_ref"];
         let mut w = Vec::new();
-        let h = Header::resolve(&ByteRecord::from(NAMED.to_vec()), NAMED, &[], &mut w).unwrap();
-        let rec = ByteRecord::from(vec!["jane@", "1985-13-01", "xx", "E 1"]);
+        let h = Header::resolve(&Record::from(NAMED.to_vec()), NAMED, &[], &mut w).unwrap();
+        let rec = Record::from(vec!["jane@", "1985-13-01", "xx", "E 1"]);
         let row = Row::new(&rec, &h, None);
         let v = Violation::new(Rule::Email, "is not an email address");
         assert!(!row.describe(0, "jane@", &v).contains("jane"));
@@ -536,11 +536,11 @@ mod tests {
             let mut w = Vec::new();
             let mut names: Vec<String> = vec!["a".into()];
             names.extend((0..26).map(|i| format!("metadata.k{i}")));
-            Header::resolve(&ByteRecord::from(names), COLS, &[], &mut w).unwrap()
+            Header::resolve(&Record::from(names), COLS, &[], &mut w).unwrap()
         };
         let mut fields: Vec<String> = vec!["x".into()];
         fields.extend((0..26).map(|_| "v".to_owned()));
-        let rec = ByteRecord::from(fields.clone());
+        let rec = Record::from(fields.clone());
         let mut row = Row::new(&rec, &h, None);
         assert!(row.metadata_pairs().is_none());
         let p = row.finish().unwrap();
@@ -550,7 +550,7 @@ mod tests {
         );
 
         fields[3] = "v".repeat(501);
-        let rec = ByteRecord::from(fields);
+        let rec = Record::from(fields);
         let mut row = Row::new(&rec, &h, None);
         assert!(row.metadata_pairs().is_none());
         let p = row.finish().unwrap();

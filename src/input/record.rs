@@ -1,0 +1,146 @@
+//! One CSV record's fields, as the reader hands them to the checks.
+//!
+//! Nearly every record of a payroll export is a line without quotes, and
+//! its fields are then the line cut at its commas: the line is copied once
+//! and only where each field lies is noted. (Filling a `csv::ByteRecord`
+//! field by field, a copy and a bounds update each, cost as much as
+//! parsing the line.) A record with quotes holds the fields as `csv_core`
+//! unquoted them, one after another.
+
+/// A record's fields: the bytes they lie in and where each lies.
+#[derive(Default, Clone)]
+pub(crate) struct Record {
+    /// The fields' bytes; for a line without quotes, the line itself
+    /// (commas included).
+    bytes: Vec<u8>,
+    /// Each field's start and end in `bytes`.
+    bounds: Vec<(u32, u32)>,
+}
+
+impl Record {
+    pub(crate) fn new() -> Record {
+        Record::default()
+    }
+
+    /// Field `i`, if the record has that many.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(start, end) = self.bounds.get(i)?;
+        Some(&self.bytes[start as usize..end as usize])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.bounds
+            .iter()
+            .map(|&(start, end)| &self.bytes[start as usize..end as usize])
+    }
+
+    /// Whether every field is ASCII.
+    pub(crate) fn is_ascii(&self) -> bool {
+        // The only bytes between fields are commas.
+        self.bytes.is_ascii()
+    }
+
+    /// The last byte of the last field, if any.
+    pub(crate) fn last_byte(&self) -> Option<u8> {
+        let &(start, end) = self.bounds.last()?;
+        (end > start).then(|| self.bytes[end as usize - 1])
+    }
+
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.bounds.clear();
+    }
+
+    /// Add a field after the others.
+    pub(crate) fn push_field(&mut self, field: &[u8]) {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(field);
+        self.bounds.push((start, self.bytes.len() as u32));
+    }
+
+    /// The fields of `line`, a record without quotes: its bytes between
+    /// commas.
+    pub(crate) fn set_line(&mut self, line: &[u8]) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(line);
+        self.bounds.clear();
+        let mut start = 0u32;
+        // A plain loop beats `memchr` for fields this short.
+        for (i, &b) in line.iter().enumerate() {
+            if b == b',' {
+                self.bounds.push((start, i as u32));
+                start = i as u32 + 1;
+            }
+        }
+        self.bounds.push((start, line.len() as u32));
+    }
+
+    /// The fields `csv_core` wrote into `out`, ending at `ends`.
+    pub(crate) fn set_unquoted(&mut self, out: &[u8], ends: &[usize]) {
+        self.bytes.clear();
+        self.bytes
+            .extend_from_slice(&out[..ends.last().copied().unwrap_or(0)]);
+        self.bounds.clear();
+        let mut start = 0;
+        for &end in ends {
+            self.bounds.push((start as u32, end as u32));
+            start = end;
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> From<Vec<T>> for Record {
+    fn from(fields: Vec<T>) -> Record {
+        let mut rec = Record::new();
+        for f in &fields {
+            rec.push_field(f.as_ref());
+        }
+        rec
+    }
+}
+
+/// Records are equal when their fields are, however they lie.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Record {}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(String::from_utf8_lossy))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_cut_at_its_commas() {
+        let mut rec = Record::new();
+        rec.set_line(b"a,,b c\r");
+        assert_eq!(rec, Record::from(vec!["a", "", "b c\r"]));
+        assert_eq!(rec.last_byte(), Some(b'\r'));
+        rec.set_line(b"");
+        assert_eq!(rec, Record::from(vec![""]));
+        assert_eq!(rec.last_byte(), None);
+        rec.set_unquoted(b"x\ny,z", &[3, 3, 5]);
+        let fields: Vec<&[u8]> = rec.iter().collect();
+        assert_eq!(fields, [&b"x\ny"[..], b"", b",z"]);
+        assert_eq!(
+            (rec.len(), rec.get(2), rec.get(3)),
+            (3, Some(&b",z"[..]), None)
+        );
+    }
+}

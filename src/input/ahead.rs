@@ -144,15 +144,15 @@ pub(crate) fn channel<N>() -> (SyncSender<Batch<N>>, Receiver<Batch<N>>) {
 }
 
 /// The record at file offset `offset`, read again into `rec` (a row read
-/// ahead that the reader must check after all), and its raw bytes.
-pub(crate) fn read_again(
-    path: &Path,
-    offset: u64,
-    rec: &mut Record,
-) -> Result<Vec<u8>, InputError> {
+/// ahead that the reader must check after all), and the hash of its raw
+/// bytes (`RawRecord::hash`).
+pub(crate) fn read_again(path: &Path, offset: u64, rec: &mut Record) -> Result<u64, InputError> {
     let mut src = CsvSource::open_at(path, offset)?;
-    match src.next_record(rec)? {
-        Some(_) => Ok(src.raw().bytes.to_vec()),
+    match src.next_raw()? {
+        Some(_) => {
+            src.fields_into(rec);
+            Ok(src.raw().hash())
+        }
         None => Err(InputError::Io {
             path: path.display().to_string(),
             source: std::io::Error::other("the file changed while it was being read"),

@@ -308,7 +308,7 @@ fn look_up(
         ..Looked::default()
     };
     if (found.digest != 0 && compute(found.at)) || known.digest_all {
-        let hash = digester.raw(raw.bytes);
+        let hash = digester.raw(raw.hash());
         looked.raw = Some(hash);
         // A row whose employer is not in the file has no digest.
         let salt = found.salt.or_else(|| {
@@ -457,7 +457,7 @@ fn read_rows<T: Send>(
                                     let raw = ahead::read_again(path, offset, feed.slot())?;
                                     let synced = Some(at);
                                     let raw = match (known, digester) {
-                                        (Some(k), Some(d)) if k.digest_all => Some(d.raw(&raw)),
+                                        (Some(k), Some(d)) if k.digest_all => Some(d.raw(raw)),
                                         _ => None,
                                     };
                                     (

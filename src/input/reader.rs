@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::record::Record;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
 
 use super::InputError;
 
@@ -177,15 +178,22 @@ pub(crate) struct CsvSource {
     /// `src` has no more bytes.
     eof: bool,
     /// The current record's raw bytes, `buf[raw.0..raw.1]` (its terminator
-    /// left out).
+    /// left out), if it holds no quote.
     raw: (usize, usize),
     /// Whether the current record holds a quote: its fields are then the
-    /// ones `core` unquoted into `out` (ends at `ends[..fields]`).
+    /// ones `core` unquoted into `parsed`, and of its raw bytes, which are
+    /// not kept (an unclosed quote can make a record of the rest of the
+    /// file), only their hash, `quoted_hash`.
     quoted: bool,
+    quoted_hash: u64,
     core: csv_core::Reader,
+    /// A quoted record's fields, until [`CsvSource::fields_into`] takes
+    /// them (swapping in the caller's record, whose bytes the next parse
+    /// writes into).
+    parsed: std::cell::RefCell<Record>,
     out: Vec<u8>,
     ends: Vec<usize>,
-    fields: usize,
+    hasher: Xxh3Default,
     /// Newlines before the current parse position (so line = this + 1).
     lines_before: u64,
     /// Parser offset just after the previous record.
@@ -194,15 +202,28 @@ pub(crate) struct CsvSource {
     pub len: u64,
 }
 
-/// A record's bytes as the file holds them, its terminator left out.
+/// A record as the file holds it: its bytes (its terminator left out), if
+/// it holds no quote, and their hash either way.
 #[derive(Clone, Copy)]
 pub(crate) struct RawRecord<'a> {
+    /// Empty for a quoted record.
     pub bytes: &'a [u8],
     /// Whether it holds a quote (then only a parse says what its fields are).
     pub quoted: bool,
+    /// The hash of a quoted record's bytes.
+    quoted_hash: u64,
 }
 
 impl<'a> RawRecord<'a> {
+    /// The xxh3 of the record's bytes, its terminator left out (for a row
+    /// digest, `input::digest`).
+    pub(crate) fn hash(&self) -> u64 {
+        match self.quoted {
+            true => self.quoted_hash,
+            false => xxh3_64(self.bytes),
+        }
+    }
+
     /// Field `i` of a record without quotes (its bytes up to the `i`th
     /// comma); `None` for a quoted record or one with fewer fields.
     pub(crate) fn field(&self, i: usize) -> Option<&'a [u8]> {
@@ -256,10 +277,12 @@ impl CsvSource {
             eof: false,
             raw: (0, 0),
             quoted: false,
+            quoted_hash: 0,
             core,
+            parsed: Default::default(),
             out: vec![0; 1024],
             ends: vec![0; 32],
-            fields: 0,
+            hasher: Xxh3Default::new(),
             lines_before: 0,
             prev_end: 0,
             len,
@@ -370,10 +393,15 @@ impl CsvSource {
         }
         self.prev_end = self.base + self.pos as u64;
         let line = self.lines_before + 1;
-        // Only a quoted field holds a newline.
+        // Only a quoted field holds a newline (and keeps it).
         let inner = match self.quoted {
             false => 0,
-            true => memchr::memchr_iter(b'\n', self.raw().bytes).count() as u64,
+            true => self
+                .parsed
+                .get_mut()
+                .iter()
+                .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
+                .sum(),
         };
         Ok(Some(Located {
             line,
@@ -381,18 +409,20 @@ impl CsvSource {
         }))
     }
 
-    /// The current record's raw bytes.
+    /// The current record as the file holds it.
     pub(crate) fn raw(&self) -> RawRecord<'_> {
         RawRecord {
             bytes: &self.buf[self.raw.0..self.raw.1],
             quoted: self.quoted,
+            quoted_hash: self.quoted_hash,
         }
     }
 
-    /// The current record's fields, into `rec`.
+    /// The current record's fields, into `rec`: once per record (a quoted
+    /// record's are handed over, not copied).
     pub(crate) fn fields_into(&self, rec: &mut Record) {
         if self.quoted {
-            rec.set_unquoted(&self.out, &self.ends[..self.fields]);
+            std::mem::swap(rec, &mut self.parsed.borrow_mut());
         } else {
             rec.set_line(&self.buf[self.raw.0..self.raw.1]);
         }
@@ -426,52 +456,63 @@ impl CsvSource {
     }
 
     /// The record at `pos`, which holds a quote, parsed by `csv_core`
-    /// (it may span lines): false if none is left.
+    /// (it may span lines, and chunks of the file), its raw bytes hashed as
+    /// they are parsed: false if none is left.
     fn quoted_record(&mut self) -> io::Result<bool> {
         use csv_core::ReadRecordResult as R;
-        'refilled: loop {
-            self.core.reset();
-            let (mut at, mut nout) = (self.pos, 0);
-            self.fields = 0;
-            loop {
-                // Empty input is the end of the file to `csv_core`: only
-                // given once the file has no more.
-                if at == self.end && !self.eof {
-                    self.refill()?;
-                    continue 'refilled;
+        self.core.reset();
+        self.hasher.reset();
+        let (mut nout, mut fields) = (0, 0);
+        // The last byte parsed, hashed only once it is known not to be the
+        // record's terminator.
+        let mut held: Option<u8> = None;
+        loop {
+            if self.pos == self.end && !self.eof {
+                self.refill()?;
+                continue;
+            }
+            // Empty input is the end of the file to `csv_core`.
+            let at_eof = self.pos == self.end;
+            let (res, nin, n, nend) = self.core.read_record(
+                &self.buf[self.pos..self.end],
+                &mut self.out[nout..],
+                &mut self.ends[fields..],
+            );
+            if nin > 0 {
+                let taken = &self.buf[self.pos..self.pos + nin];
+                if let Some(b) = held {
+                    self.hasher.update(&[b]);
                 }
-                let at_eof = at == self.end;
-                let input = &self.buf[at..self.end];
-                let (res, nin, n, nend) = self.core.read_record(
-                    input,
-                    &mut self.out[nout..],
-                    &mut self.ends[self.fields..],
-                );
-                at += nin;
-                nout += n;
-                self.fields += nend;
-                match res {
-                    R::InputEmpty => continue,
-                    R::OutputFull => self.out.resize(self.out.len() * 2, 0),
-                    R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
-                    R::Record => {
-                        // A record ended by its terminator leaves it out; one
-                        // ended by the end of the file inside a quote keeps
-                        // a final newline, which is the field's.
-                        let end = match !at_eof && self.buf[at - 1] == b'\n' {
-                            true => at - 1,
-                            false => at,
-                        };
-                        self.raw = (self.pos, end);
-                        self.quoted = true;
-                        self.pos = at;
-                        return Ok(true);
+                self.hasher.update(&taken[..nin - 1]);
+                held = Some(taken[nin - 1]);
+            }
+            self.pos += nin;
+            nout += n;
+            fields += nend;
+            match res {
+                R::InputEmpty => {}
+                R::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                R::Record => {
+                    // A record ended by its terminator leaves it out; one
+                    // ended by the end of the file inside a quote keeps a
+                    // final newline, which is the field's.
+                    match held {
+                        Some(b'\n') if !at_eof => {}
+                        Some(b) => self.hasher.update(&[b]),
+                        None => {}
                     }
-                    R::End => {
-                        self.pos = self.end;
-                        return Ok(false);
-                    }
+                    self.quoted_hash = self.hasher.digest();
+                    self.quoted = true;
+                    self.raw = (self.pos, self.pos);
+                    let out = std::mem::take(&mut self.out);
+                    let parsed = self.parsed.get_mut();
+                    let mut old = parsed.set_unquoted(out, &self.ends[..fields]);
+                    old.resize(old.capacity().max(1024), 0);
+                    self.out = old;
+                    return Ok(true);
                 }
+                R::End => return Ok(false),
             }
         }
     }
@@ -603,19 +644,48 @@ mod tests {
     }
 
     /// Records longer than the buffer, quoted or not, and a quoted field
-    /// across a refill.
+    /// across a refill: read whole, and a quoted one's raw bytes hashed
+    /// across the chunks as they are in the file.
     #[test]
     fn long_records_are_read_whole() {
         let long = "x".repeat(3 * CHUNK);
-        let text = format!(
-            "a,{long}\n\"{long}\n{long}\",b\n{}\"q\",c\nlast",
-            "y".repeat(CHUNK - 5)
-        );
+        let records = [
+            format!("a,{long}"),
+            format!("\"{long}\n{long}\",b"),
+            format!("{}\"q\",c", "y".repeat(CHUNK - 5)),
+            "last".to_owned(),
+        ];
+        let text = records.join("\n");
         assert_eq!(
             source_reads(text.as_bytes()),
             csv_crate_reads(text.as_bytes())
         );
-        assert_eq!(source_reads(text.as_bytes()).len(), 4);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let mut src = CsvSource::open(f.path()).unwrap();
+        for (i, want) in records.iter().enumerate() {
+            src.next_raw().unwrap().unwrap();
+            let raw = src.raw();
+            assert_eq!(raw.quoted, i == 1 || i == 2);
+            assert_eq!(raw.hash(), xxh3_64(want.as_bytes()), "record {i}");
+        }
+        assert!(src.next_raw().unwrap().is_none());
+    }
+
+    /// A quote left open at the end of the file: the final newline is the
+    /// field's, and part of the raw bytes.
+    #[test]
+    fn an_unclosed_quote_keeps_the_final_newline() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"a,b\n\"c,d\ne\n").unwrap();
+        let mut src = CsvSource::open(f.path()).unwrap();
+        src.next_raw().unwrap().unwrap();
+        let loc = src.next_raw().unwrap().unwrap();
+        assert_eq!((loc.line, loc.end_line), (2, 4));
+        assert_eq!(src.raw().hash(), xxh3_64(b"\"c,d\ne\n"));
+        let mut rec = Record::new();
+        src.fields_into(&mut rec);
+        assert_eq!(rec, Record::from(vec!["c,d\ne\n"]));
     }
 
     #[test]
@@ -626,11 +696,13 @@ mod tests {
         src.next_raw().unwrap().unwrap();
         let raw = src.raw();
         assert_eq!((raw.bytes, raw.quoted), (&b"a,,b c\r"[..], false));
+        assert_eq!(raw.hash(), xxh3_64(b"a,,b c\r"));
         let fields: Vec<_> = (0..4).map(|i| raw.field(i)).collect();
         assert_eq!(fields, [Some(&b"a"[..]), Some(b""), Some(b"b c\r"), None]);
         assert_eq!(src.next_raw().unwrap().unwrap().line, 3);
         let raw = src.raw();
-        assert_eq!((raw.bytes, raw.quoted), (&b"\"x,y\",z"[..], true));
+        assert!(raw.quoted);
+        assert_eq!(raw.hash(), xxh3_64(b"\"x,y\",z"));
         assert_eq!(raw.field(0), None);
         src.next_raw().unwrap().unwrap();
         assert_eq!(src.raw().bytes, b"last");

@@ -81,17 +81,20 @@ impl Record {
         self.bounds.push((start, line.len() as u32));
     }
 
-    /// The fields `csv_core` wrote into `out`, ending at `ends`.
-    pub(crate) fn set_unquoted(&mut self, out: &[u8], ends: &[usize]) {
-        self.bytes.clear();
-        self.bytes
-            .extend_from_slice(&out[..ends.last().copied().unwrap_or(0)]);
+    /// The fields `csv_core` wrote into `out`, ending at `ends`: `out`
+    /// becomes the record's bytes (not copied: a quote left open can make
+    /// a record of the whole rest of the file), and its bytes before are
+    /// returned for the next parse to write into.
+    pub(crate) fn set_unquoted(&mut self, mut out: Vec<u8>, ends: &[usize]) -> Vec<u8> {
+        out.truncate(ends.last().copied().unwrap_or(0));
+        let old = std::mem::replace(&mut self.bytes, out);
         self.bounds.clear();
         let mut start = 0;
         for &end in ends {
             self.bounds.push((start as u32, end as u32));
             start = end;
         }
+        old
     }
 }
 
@@ -135,7 +138,7 @@ mod tests {
         rec.set_line(b"");
         assert_eq!(rec, Record::from(vec![""]));
         assert_eq!(rec.last_byte(), None);
-        rec.set_unquoted(b"x\ny,z", &[3, 3, 5]);
+        rec.set_unquoted(b"x\ny,z".to_vec(), &[3, 3, 5]);
         let fields: Vec<&[u8]> = rec.iter().collect();
         assert_eq!(fields, [&b"x\ny"[..], b"", b",z"]);
         assert_eq!(

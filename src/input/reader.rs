@@ -576,10 +576,16 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn lines_of(bytes: &[u8]) -> Vec<(u64, u64, Vec<String>)> {
+    /// A source over `bytes`, in a file kept while the source is.
+    fn source_of(bytes: &[u8]) -> (tempfile::NamedTempFile, CsvSource) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let src = CsvSource::open(f.path()).unwrap();
+        (f, src)
+    }
+
+    fn lines_of(bytes: &[u8]) -> Vec<(u64, u64, Vec<String>)> {
+        let (_f, mut src) = source_of(bytes);
         let mut rec = Record::new();
         let mut out = Vec::new();
         while let Some(loc) = src.next_record(&mut rec).unwrap() {
@@ -612,9 +618,7 @@ mod tests {
     }
 
     fn source_reads(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(bytes).unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let (_f, mut src) = source_of(bytes);
         let mut rec = Record::new();
         let mut out = Vec::new();
         while let Some(loc) = src.next_record(&mut rec).unwrap() {
@@ -660,9 +664,7 @@ mod tests {
             source_reads(text.as_bytes()),
             csv_crate_reads(text.as_bytes())
         );
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let (_f, mut src) = source_of(text.as_bytes());
         for (i, want) in records.iter().enumerate() {
             src.next_raw().unwrap().unwrap();
             let raw = src.raw();
@@ -676,9 +678,7 @@ mod tests {
     /// field's, and part of the raw bytes.
     #[test]
     fn an_unclosed_quote_keeps_the_final_newline() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(b"a,b\n\"c,d\ne\n").unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let (_f, mut src) = source_of(b"a,b\n\"c,d\ne\n");
         src.next_raw().unwrap().unwrap();
         let loc = src.next_raw().unwrap().unwrap();
         assert_eq!((loc.line, loc.end_line), (2, 4));
@@ -690,9 +690,7 @@ mod tests {
 
     #[test]
     fn a_raw_record_keeps_its_bytes_and_splits_without_quotes() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(b"a,,b c\r\n\n\"x,y\",z\nlast").unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let (_f, mut src) = source_of(b"a,,b c\r\n\n\"x,y\",z\nlast");
         src.next_raw().unwrap().unwrap();
         let raw = src.raw();
         assert_eq!((raw.bytes, raw.quoted), (&b"a,,b c\r"[..], false));
@@ -725,9 +723,7 @@ mod tests {
         let got = lines_of(&with_bom);
         assert_eq!(got[0].2, vec!["a", "b"]);
 
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(&with_bom).unwrap();
-        let mut src = CsvSource::open(f.path()).unwrap();
+        let (_f, mut src) = source_of(&with_bom);
         assert_eq!(src.encoding(), Encoding::Utf8Bom);
         let mut rec = Record::new();
         while src.next_record(&mut rec).unwrap().is_some() {}
@@ -740,9 +736,7 @@ mod tests {
     #[test]
     fn tiny_files_hash_correctly() {
         for bytes in [&b""[..], b"a", b"ab", b"abc", b"\xEF\xBB"] {
-            let mut f = tempfile::NamedTempFile::new().unwrap();
-            f.write_all(bytes).unwrap();
-            let mut src = CsvSource::open(f.path()).unwrap();
+            let (_f, mut src) = source_of(bytes);
             let mut rec = Record::new();
             while src.next_record(&mut rec).unwrap().is_some() {}
             assert_eq!(src.hex_digest(), blake3::hash(bytes).to_hex().to_string());

@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::record::Record;
 
-use super::reader::{is_blank, CsvSource, Located, RawRecord};
+use super::reader::{CsvSource, Located, RawRecord};
 use super::InputError;
 
 /// Rows the helper sends at once, and the most of them it keeps whole
@@ -108,22 +108,13 @@ pub(crate) fn read_ahead<N>(
                 return;
             }
         };
-        let raw = src.raw();
-        let early = (!raw.quoted).then(|| look(raw, None));
-        if let Some((_, Some(at))) = early {
-            batch.push(Ahead::Matching { at, loc, offset });
-        } else {
-            src.fields_into(&mut rec);
-            if is_blank(&rec) {
-                continue;
-            }
-            match early.unwrap_or_else(|| look(raw, Some(&rec))) {
-                (_, Some(at)) => batch.push(Ahead::Matching { at, loc, offset }),
-                (note, None) => {
-                    let rec = std::mem::take(&mut rec);
-                    batch.push(Ahead::Row(Box::new((rec, loc, note))));
-                    whole += 1;
-                }
+        match src.look_then_split(&mut rec, &mut look, |l| l.1.is_some()) {
+            None => continue,
+            Some((_, Some(at))) => batch.push(Ahead::Matching { at, loc, offset }),
+            Some((note, None)) => {
+                let rec = std::mem::take(&mut rec);
+                batch.push(Ahead::Row(Box::new((rec, loc, note))));
+                whole += 1;
             }
         }
         if batch.len() == ROWS || whole == WHOLE_ROWS {

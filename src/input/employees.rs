@@ -13,7 +13,7 @@ use super::digest::{salted, RowDigester};
 use super::first_rows::{FirstRows, Occurrence};
 use super::header::Header;
 use super::parallel;
-use super::reader::{is_blank, CsvSource, Located, RawRecord};
+use super::reader::{CsvSource, Located, RawRecord};
 use super::rejection::{sort, Rejection};
 use super::row::{checked, fits_header, AddressCols, Problem, Row};
 use super::{no_data_rows, read_header, Employers, InputError, InputWarning};
@@ -499,7 +499,6 @@ fn read_rows<T: Send>(
             let Some(loc) = src.next_raw()? else {
                 break;
             };
-            let raw = src.raw();
             // First, the row the state vouches for: found by its two refs
             // as written, it needs no other look (its digest covers its
             // shape: a row with other fields, or another number of them,
@@ -508,33 +507,20 @@ fn read_rows<T: Send>(
             // Only a ref's first row can be taken as unchanged (a later
             // one is a duplicate). The digest, once computed, serves the
             // full check too.
-            let mut look = |rec: Option<&Record>, firsts: &FirstRows| match (known, digester) {
+            let firsts = &order.firsts;
+            let unchanged = |l: &Looked| l.matching().filter(|&at| firsts.synced_is_new(at));
+            let look = |raw: RawRecord<'_>, rec: Option<&Record>| match (known, digester) {
                 (Some(k), Some(d)) => look_up(raw, rec, header, employers, k, d, &mut next, |at| {
                     firsts.synced_is_new(at)
                 }),
                 _ => Looked::default(),
             };
-            let early = (!raw.quoted).then(|| look(None, &order.firsts));
-            let mut taken = early
-                .and_then(|l| l.matching())
-                .filter(|&at| order.firsts.synced_is_new(at));
-            let looked = match (early, taken) {
-                (Some(looked), Some(_)) => looked,
-                _ => {
-                    let rec = feed.slot();
-                    src.fields_into(rec);
-                    if is_blank(rec) {
-                        continue;
-                    }
-                    let looked = early.unwrap_or_else(|| look(Some(rec), &order.firsts));
-                    taken = looked
-                        .matching()
-                        .filter(|&at| order.firsts.synced_is_new(at));
-                    looked
-                }
+            let Some(looked) = src.look_then_split(feed.slot(), look, |l| unchanged(l).is_some())
+            else {
+                continue;
             };
             *rows += 1;
-            if let Some(at) = taken {
+            if let Some(at) = unchanged(&looked) {
                 order.firsts.unchanged(at, loc.line);
                 sink(Streamed::Unchanged(at));
                 continue;

@@ -428,6 +428,30 @@ impl CsvSource {
         }
     }
 
+    /// Look the current record up with `look` (given its raw form and, for
+    /// a quoted record, its fields), splitting it into `rec` unless
+    /// `look`'s answer on the raw form alone is `enough`: a row the state
+    /// vouches for that holds no quote is never split. `None` for a blank
+    /// record; otherwise the answer, and `rec` holds the record's fields
+    /// whenever the answer is not `enough`.
+    pub(crate) fn look_then_split<L>(
+        &self,
+        rec: &mut Record,
+        mut look: impl FnMut(RawRecord<'_>, Option<&Record>) -> L,
+        enough: impl Fn(&L) -> bool,
+    ) -> Option<L> {
+        let raw = self.raw();
+        let early = (!raw.quoted).then(|| look(raw, None));
+        if early.as_ref().is_some_and(&enough) {
+            return early;
+        }
+        self.fields_into(rec);
+        if is_blank(rec) {
+            return None;
+        }
+        Some(early.unwrap_or_else(|| look(raw, Some(rec))))
+    }
+
     /// Find the next record; false at the end of the file.
     fn advance(&mut self) -> io::Result<bool> {
         loop {

@@ -7,6 +7,7 @@
 //! broke, so a rejection can say which rule and why.
 
 use arcstr::ArcStr;
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -143,7 +144,7 @@ pub fn trim(s: &str) -> &str {
 /// A non-empty, trimmed text of at most [`MAX_FIELD_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Text(String);
+pub struct Text(CompactString);
 
 impl Text {
     /// The trimmed value if it is a valid text, without copying it:
@@ -162,7 +163,7 @@ impl Text {
         Ok(s)
     }
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        Self::check(s).map(|s| Text(s.to_owned()))
+        Self::check(s).map(|s| Text(CompactString::from(s)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -286,7 +287,7 @@ impl GroupName {
                 "a group name cannot contain ';' (the separator of the groups column) or '|'",
             ));
         }
-        Ok(GroupName(ArcStr::from(t.0)))
+        Ok(GroupName(ArcStr::from(t.as_str())))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -313,7 +314,7 @@ impl fmt::Display for GroupName {
 /// spaces. Deliberately permissive beyond that, as vendors normalise it.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Email(String);
+pub struct Email(CompactString);
 
 impl Email {
     /// The trimmed value if it is a valid email, without copying it:
@@ -342,7 +343,7 @@ impl Email {
         Ok(s)
     }
     pub fn parse(s: &str) -> Result<Self, Violation> {
-        Self::check(s).map(|s| Email(s.to_owned()))
+        Self::check(s).map(|s| Email(CompactString::from(s)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -625,21 +626,21 @@ impl fmt::Display for CarrierId {
 /// hyphen removed).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Ein(String);
+pub struct Ein(CompactString);
 
 impl Ein {
     pub fn parse(s: &str) -> Result<Self, Violation> {
         let s = trim(s);
         let b = s.as_bytes();
-        let digits: Option<String> = if b.len() == 9 && b.iter().all(u8::is_ascii_digit) {
-            Some(s.to_owned())
+        let digits: Option<CompactString> = if b.len() == 9 && b.iter().all(u8::is_ascii_digit) {
+            Some(CompactString::from(s))
         } else if b.len() == 10
             && b[2] == b'-'
             && b.iter()
                 .enumerate()
                 .all(|(i, c)| i == 2 || c.is_ascii_digit())
         {
-            Some(s.replace('-', ""))
+            Some(s.chars().filter(|&c| c != '-').collect())
         } else {
             None
         };
@@ -809,7 +810,7 @@ pub struct AddressFields<'a> {
 impl AddressFields<'_> {
     /// The owned address (the values were checked when the fields were made).
     pub fn to_address(&self) -> Address {
-        let text = |s: &str| Text(s.to_owned());
+        let text = |s: &str| Text(CompactString::from(s));
         Address {
             line1: text(self.line1),
             line2: self.line2.map(text),

@@ -296,7 +296,70 @@ struct Extra {
 struct Rows {
     first_line: u64,
     core: Core,
+    /// The first row's employer-level fields as the file spells them
+    /// ([`CoreColumns::copy`]): a later row that spells them the same
+    /// way agrees with it without being parsed again.
+    core_bytes: Box<[u8]>,
     rows: Vec<Extra>,
+}
+
+/// Where a row's employer-level fields are (the known ones and the
+/// metadata columns, in header order). Every row of an employer repeats
+/// them, nearly always byte for byte: such a row needs only its group and
+/// connection parsed, as the same bytes parse to the same valid values,
+/// and anything else (a different spelling, a different value) goes the
+/// whole way, to agree once normalised or to be a conflict.
+struct CoreColumns(Vec<usize>);
+
+impl CoreColumns {
+    fn new(header: &Header) -> CoreColumns {
+        let known = [
+            LEGAL_NAME,
+            REGISTRATION_NUMBER,
+            ADDRESS_LINE1,
+            ADDRESS_LINE2,
+            ADDRESS_LINE3,
+            CITY,
+            STATE,
+            POSTAL_CODE,
+            COUNTRY_CODE,
+            CONTACT_NAME,
+            CONTACT_EMAIL,
+            EARLIEST_BENEFITS_START_DATE,
+        ];
+        let mut at: Vec<usize> = known.iter().filter_map(|&id| header.pos(id)).collect();
+        at.extend(header.metadata.iter().map(|(_, pos)| *pos));
+        at.sort_unstable();
+        CoreColumns(at)
+    }
+
+    /// The fields' bytes, each after its length (so that no two different
+    /// rows copy the same).
+    fn copy(&self, rec: &Record) -> Box<[u8]> {
+        let mut out = Vec::new();
+        for &pos in &self.0 {
+            let field = rec.get(pos).unwrap_or_default();
+            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            out.extend_from_slice(field);
+        }
+        out.into_boxed_slice()
+    }
+
+    /// Whether `rec` spells its fields exactly as `copied` holds them.
+    fn same(&self, rec: &Record, copied: &[u8]) -> bool {
+        let mut rest = copied;
+        for &pos in &self.0 {
+            let field = rec.get(pos).unwrap_or_default();
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return false;
+            };
+            if u32::from_le_bytes(*len) as usize != field.len() || !tail.starts_with(field) {
+                return false;
+            }
+            rest = &tail[field.len()..];
+        }
+        rest.is_empty()
+    }
 }
 
 /// Read and validate employers.csv.
@@ -314,6 +377,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     let mut where_is: FxHashMap<EmployerRef, usize> = FxHashMap::default();
     let mut rejected = BTreeSet::new();
     let mut rejections = Vec::new();
+    let core = CoreColumns::new(&header);
     while let Some(loc) = src.next_record(&mut rec)? {
         if is_blank(&rec) {
             continue;
@@ -322,6 +386,32 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         let mut row = Row::new(&rec, &header, None);
         let shape = row.check_shape(&loc);
         let key = EmployerRef::check(row.raw(EMPLOYER_REF)).ok();
+        let seen = |k: &str| match valid.last() {
+            Some((last, _)) if last.as_str() == k => Some(valid.len() - 1),
+            _ => where_is.get(k).copied(),
+        };
+        // A further row of an employer, its employer-level fields spelt
+        // as on the employer's first row: only what it adds is parsed.
+        let repeats = match (&shape, key) {
+            (Ok(()), Some(k)) => seen(k).filter(|&at| core.same(&rec, &valid[at].1.core_bytes)),
+            _ => None,
+        };
+        if let Some(at) = repeats {
+            match parse_additions(row) {
+                Ok((group, connection)) => valid[at].1.rows.push(Extra {
+                    line: loc.line,
+                    diff: None,
+                    group,
+                    connection,
+                }),
+                Err(p) => {
+                    let k = valid[at].0.clone();
+                    rejections.push(rejection(&file, loc.line, p, Some(&k)));
+                    rejected.insert(k);
+                }
+            }
+            continue;
+        }
         let outcome = match shape {
             Err(p) => Err(p),
             Ok(()) => parse_row(row, loc.line),
@@ -331,7 +421,7 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
                 let Parsed {
                     employer_ref,
                     line,
-                    core,
+                    core: fields,
                     group,
                     connection,
                 } = parsed;
@@ -341,26 +431,25 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
                     group,
                     connection,
                 };
-                let at = match valid.last() {
-                    Some((k, _)) if k.as_str() == employer_ref => Some(valid.len() - 1),
-                    _ => where_is.get(employer_ref).copied(),
-                };
-                match at {
+                match seen(employer_ref) {
                     None => {
                         let key = checked(EmployerRef::parse(employer_ref));
                         where_is.insert(key.clone(), valid.len());
+                        let mut rows = Vec::with_capacity(4);
+                        rows.push(extra);
                         valid.push((
                             key,
                             Rows {
                                 first_line: line,
-                                core: core.to_core(),
-                                rows: vec![extra],
+                                core: fields.to_core(),
+                                core_bytes: core.copy(&rec),
+                                rows,
                             },
                         ));
                     }
                     Some(at) => {
                         let acc = &mut valid[at].1;
-                        extra.diff = first_core_difference(&acc.core, &core, &header);
+                        extra.diff = first_core_difference(&acc.core, &fields, &header);
                         acc.rows.push(extra);
                     }
                 }
@@ -504,6 +593,26 @@ fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed<'_>, Problem> {
         // Every failed parse records a problem; this arm guards the
         // invariant without panicking on input.
         (None, None) => Err(Problem {
+            pos: usize::MAX,
+            column: None,
+            rule: Rule::Malformed,
+            message: "row could not be read".to_owned(),
+        }),
+    }
+}
+
+/// The group and connection of a row whose employer-level fields are
+/// those of a row already found valid ([`CoreColumns::same`]).
+fn parse_additions(
+    mut row: Row<'_>,
+) -> Result<(Option<GroupSpec>, Option<ConnectionSpec>), Problem> {
+    let group = group(&mut row);
+    let connection = connection(&mut row);
+    match (row.finish(), group, connection) {
+        (None, Some(g), Some(c)) => Ok((g, c)),
+        (Some(p), _, _) => Err(p),
+        // As in `parse_row`: a failed parse records a problem.
+        (None, _, _) => Err(Problem {
             pos: usize::MAX,
             column: None,
             rule: Rule::Malformed,
@@ -827,8 +936,12 @@ mod tests {
     const CARRIER: &str = "8fac0992-933a-4743-8dab-0d606ef2569e";
 
     fn read(body: &str) -> Employers {
+        read_with(HEAD, body)
+    }
+
+    fn read_with(head: &str, body: &str) -> Employers {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        write!(f, "{HEAD}\n{body}").unwrap();
+        write!(f, "{head}\n{body}").unwrap();
         read_employers(f.path()).unwrap()
     }
 
@@ -1000,6 +1113,97 @@ mod tests {
         ]
         .concat();
         assert_eq!(rules(&read(&body)), vec![]);
+    }
+
+    /// A later row that spells the employer-level fields as the first
+    /// row does is taken without parsing them again (`CoreColumns`): so
+    /// every employer-level column, metadata too, must count. A row that
+    /// changes any one of them is a conflict naming it; one that only
+    /// spells them differently agrees.
+    #[test]
+    fn every_employer_level_column_is_compared() {
+        let head = "employer_ref,legal_name,registration_number,address_line1,address_line2,\
+                    address_line3,city,state,postal_code,country_code,contact_name,contact_email,\
+                    earliest_benefits_start_date,group_name,group_description,carrier_id,\
+                    carrier_group_id,federal_ein,broker_federal_ein,broker_tin,metadata.cost_center";
+        let first = [
+            "A",
+            "Acme Ltd",
+            "REG1",
+            "1 High St",
+            "Floor 2",
+            "Suite 3",
+            "Boston",
+            "MA",
+            "02110",
+            "us",
+            "Jo Bloggs",
+            "jo@example.com",
+            "2026-01-01",
+            "Health",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "CC1",
+        ];
+        let others = [
+            (1, "Other Ltd"),
+            (2, "REG2"),
+            (3, "2 High St"),
+            (4, "Floor 3"),
+            (5, "Suite 4"),
+            (6, "Salem"),
+            (7, "NH"),
+            (8, "03101"),
+            (9, "ca"),
+            (10, "Al Bloggs"),
+            (11, "al@example.com"),
+            (12, "2026-02-01"),
+            (20, "CC2"),
+        ];
+        let line = |fields: &[&str], group: &str| {
+            let mut f = fields.to_vec();
+            f[13] = group;
+            format!("{}\n", f.join(","))
+        };
+        let alone = read_with(head, &line(&first, "Health"));
+        assert_eq!(rules(&alone), vec![]);
+        let columns: Vec<&str> = head.split(',').collect();
+        for (at, value) in others {
+            let mut second = first;
+            second[at] = value;
+            let body = line(&first, "Health") + &line(&second, "Dental");
+            let e = read_with(head, &body);
+            let named = Some(columns[at]);
+            assert_eq!(
+                rules(&e),
+                vec![
+                    (2, named, Rule::EmployerConflict),
+                    (3, named, Rule::EmployerConflict)
+                ],
+                "{}",
+                columns[at]
+            );
+        }
+        // The same values spelt alike, and spelt differently: both agree,
+        // into the same employer.
+        let mut respelt = first;
+        respelt[9] = "US";
+        respelt[11] = "Jo@Example.com";
+        respelt[1] = " Acme Ltd ";
+        for second in [first, respelt] {
+            let body = line(&first, "Health") + &line(&second, "Dental");
+            let e = read_with(head, &body);
+            assert_eq!(rules(&e), vec![]);
+            let (a, b) = (&e.employers[0], &alone.employers[0]);
+            assert_eq!(a.legal_name, b.legal_name);
+            assert_eq!(a.address, b.address);
+            assert_eq!(a.metadata, b.metadata);
+            assert_eq!(a.groups.len(), 2);
+        }
     }
 
     #[test]

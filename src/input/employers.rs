@@ -296,10 +296,6 @@ struct Extra {
 struct Rows {
     first_line: u64,
     core: Core,
-    /// The first row's employer-level fields as the file spells them
-    /// ([`CoreColumns::copy`]): a later row that spells them the same
-    /// way agrees with it without being parsed again.
-    core_bytes: Box<[u8]>,
     rows: Vec<Extra>,
 }
 
@@ -333,16 +329,15 @@ impl CoreColumns {
         CoreColumns(at)
     }
 
-    /// The fields' bytes, each after its length (so that no two different
-    /// rows copy the same).
-    fn copy(&self, rec: &Record) -> Box<[u8]> {
-        let mut out = Vec::new();
+    /// The fields' bytes into `out`, each after its length (so that no two
+    /// different rows copy the same).
+    fn copy(&self, rec: &Record, out: &mut Vec<u8>) {
+        out.clear();
         for &pos in &self.0 {
             let field = rec.get(pos).unwrap_or_default();
             out.extend_from_slice(&(field.len() as u32).to_le_bytes());
             out.extend_from_slice(field);
         }
-        out.into_boxed_slice()
     }
 
     /// Whether `rec` spells its fields exactly as `copied` holds them.
@@ -378,6 +373,12 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
     let mut rejected = BTreeSet::new();
     let mut rejections = Vec::new();
     let core = CoreColumns::new(&header);
+    // The employer-level fields of the newest employer's first row, as
+    // spelt (`CoreColumns::copy`), and where that employer is in `valid`.
+    // Only the newest: a file lists an employer's rows together, and a
+    // row of another employer is parsed in full, which is always right.
+    let mut newest_core = Vec::new();
+    let mut newest = None;
     while let Some(loc) = src.next_record(&mut rec)? {
         if is_blank(&rec) {
             continue;
@@ -393,7 +394,9 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
         // A further row of an employer, its employer-level fields spelt
         // as on the employer's first row: only what it adds is parsed.
         let repeats = match (&shape, key) {
-            (Ok(()), Some(k)) => seen(k).filter(|&at| core.same(&rec, &valid[at].1.core_bytes)),
+            (Ok(()), Some(k)) => {
+                seen(k).filter(|&at| newest == Some(at) && core.same(&rec, &newest_core))
+            }
             _ => None,
         };
         if let Some(at) = repeats {
@@ -437,12 +440,13 @@ pub fn read_employers(path: &Path) -> Result<Employers, InputError> {
                         where_is.insert(key.clone(), valid.len());
                         let mut rows = Vec::with_capacity(4);
                         rows.push(extra);
+                        core.copy(&rec, &mut newest_core);
+                        newest = Some(valid.len());
                         valid.push((
                             key,
                             Rows {
                                 first_line: line,
                                 core: fields.to_core(),
-                                core_bytes: core.copy(&rec),
                                 rows,
                             },
                         ));

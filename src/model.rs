@@ -401,7 +401,7 @@ impl fmt::Debug for E164Phone {
 }
 
 /// ISO 3166-1 alpha-2 codes that Kota accepts (its `CountryCode` enum), in
-/// lower case. Sorted, so membership is a binary search.
+/// lower case, sorted.
 const COUNTRIES: [&str; 250] = [
     "ad", "ae", "af", "ag", "ai", "al", "am", "ao", "aq", "ar", "as", "at", "au", "aw", "ax", "az",
     "ba", "bb", "bd", "be", "bf", "bg", "bh", "bi", "bj", "bl", "bm", "bn", "bo", "bq", "br", "bs",
@@ -421,6 +421,21 @@ const COUNTRIES: [&str; 250] = [
     "vn", "vu", "wf", "ws", "xk", "ye", "yt", "za", "zm", "zw",
 ];
 
+/// [`COUNTRIES`] as one bit per code: bit `b` of `KNOWN_COUNTRIES[a]` for
+/// the code of letters `a` and `b` (0 for `a`). Every employer and employee
+/// row has a country or two; a lookup is then one load, not a binary search
+/// of string compares.
+const KNOWN_COUNTRIES: [u32; 26] = {
+    let mut known = [0u32; 26];
+    let mut i = 0;
+    while i < COUNTRIES.len() {
+        let code = COUNTRIES[i].as_bytes();
+        known[(code[0] - b'a') as usize] |= 1 << (code[1] - b'a');
+        i += 1;
+    }
+    known
+};
+
 /// An ISO 3166 alpha-2 country code, any case in, lower case out.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CountryCode([u8; 2]);
@@ -434,8 +449,7 @@ impl CountryCode {
         let b = s.as_bytes();
         if b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic) {
             let code = [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase()];
-            let as_str = std::str::from_utf8(&code).expect("ascii");
-            if COUNTRIES.binary_search(&as_str).is_ok() {
+            if KNOWN_COUNTRIES[(code[0] - b'a') as usize] >> (code[1] - b'a') & 1 == 1 {
                 return Ok(CountryCode(code));
             }
         }
@@ -640,7 +654,9 @@ impl Ein {
                 .enumerate()
                 .all(|(i, c)| i == 2 || c.is_ascii_digit())
         {
-            Some(s.chars().filter(|&c| c != '-').collect())
+            let mut digits = CompactString::from(&s[..2]);
+            digits.push_str(&s[3..]);
+            Some(digits)
         } else {
             None
         };
@@ -1076,11 +1092,22 @@ mod tests {
         assert!(g.contains(63) && g.contains(200) && !g.contains(1) && !g.contains(64));
     }
 
+    /// The bit table accepts the listed codes, in any case, and nothing
+    /// else of two letters.
     #[test]
-    fn countries_are_sorted_for_binary_search() {
-        let mut sorted = COUNTRIES;
-        sorted.sort_unstable();
-        assert_eq!(sorted, COUNTRIES);
+    fn known_countries_are_the_listed_codes() {
+        let mut accepted = Vec::new();
+        for a in b'a'..=b'z' {
+            for b in b'a'..=b'z' {
+                let code = String::from_utf8(vec![a, b]).unwrap();
+                let ok = CountryCode::parse(&code).is_ok();
+                assert_eq!(CountryCode::parse(&code.to_uppercase()).is_ok(), ok);
+                if ok {
+                    accepted.push(code);
+                }
+            }
+        }
+        assert_eq!(accepted, COUNTRIES);
     }
 
     #[test]

@@ -70,14 +70,7 @@ impl Record {
         self.bytes.clear();
         self.bytes.extend_from_slice(line);
         self.bounds.clear();
-        let mut start = 0u32;
-        // A plain loop beats `memchr` for fields this short.
-        for (i, &b) in line.iter().enumerate() {
-            if b == b',' {
-                self.bounds.push((start, i as u32));
-                start = i as u32 + 1;
-            }
-        }
+        let start = split_at_commas(line, &mut self.bounds);
         self.bounds.push((start, line.len() as u32));
     }
 
@@ -96,6 +89,50 @@ impl Record {
         }
         old
     }
+}
+
+/// Push the bounds of every field of `line` that a comma ends; returns
+/// where the last field starts.
+///
+/// The reader splits every line that is not skipped as unchanged (183,000
+/// employer rows and, on a cold plan, a million employee rows of about
+/// twenty fields): a byte-at-a-time loop, whose branch mispredicts at
+/// nearly every comma, was the largest item of a cold plan (8% of its
+/// samples). Sixteen bytes are compared at once instead (SSE2, part of
+/// every x86_64 target) and the commas taken from the bit mask; `memchr`
+/// pays a call per field, which fields this short do not repay.
+fn split_at_commas(line: &[u8], bounds: &mut Vec<(u32, u32)>) -> u32 {
+    let mut start = 0u32;
+    let mut at = 0usize;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        while at + 16 <= line.len() {
+            // SAFETY: SSE2 is part of every x86_64 target, and the 16
+            // bytes loaded (unaligned) are `line[at..at + 16]`.
+            let mut commas = unsafe {
+                let chunk = _mm_loadu_si128(line.as_ptr().add(at).cast());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(chunk, _mm_set1_epi8(b',' as i8))) as u32
+            };
+            while commas != 0 {
+                let end = at as u32 + commas.trailing_zeros();
+                bounds.push((start, end));
+                start = end + 1;
+                commas &= commas - 1;
+            }
+            at += 16;
+        }
+    }
+    for (i, &b) in line[at..].iter().enumerate() {
+        if b == b',' {
+            let end = (at + i) as u32;
+            bounds.push((start, end));
+            start = end + 1;
+        }
+    }
+    start
 }
 
 impl<T: AsRef<[u8]>> From<Vec<T>> for Record {
@@ -145,5 +182,22 @@ mod tests {
             (rec.len(), rec.get(2), rec.get(3)),
             (3, Some(&b",z"[..]), None)
         );
+    }
+
+    proptest::proptest! {
+        /// Lines of any length, commas anywhere (several in a sixteen-byte
+        /// block, at its edges, none at all), cut as `split` cuts them.
+        #[test]
+        fn lines_are_cut_as_split_cuts_them(
+            line in proptest::collection::vec(
+                proptest::prop_oneof![3 => proptest::strategy::Just(b','), 7 => proptest::num::u8::ANY],
+                0..100,
+            )
+        ) {
+            let mut rec = Record::new();
+            rec.set_line(&line);
+            let want: Vec<&[u8]> = line.split(|&b| b == b',').collect();
+            proptest::prop_assert_eq!(rec.iter().collect::<Vec<_>>(), want);
+        }
     }
 }

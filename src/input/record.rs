@@ -39,6 +39,11 @@ impl Record {
             .map(|&(start, end)| &self.bytes[start as usize..end as usize])
     }
 
+    /// How many bytes the fields lie in: no field is longer.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Whether every field is ASCII.
     pub(crate) fn is_ascii(&self) -> bool {
         // The only bytes between fields are commas.

@@ -189,6 +189,10 @@ impl<'a> Row<'a> {
                 ),
             });
         }
+        if self.ascii && self.rec.byte_len() <= MAX_FIELD_LEN {
+            // Valid UTF-8, and no field can be longer than the record.
+            return Ok(());
+        }
         let header = self.header;
         for &pos in &header.used {
             let raw = self.rec.get(pos).unwrap_or_default();

@@ -594,14 +594,19 @@ fn parse_row(mut row: Row<'_>, line: u64) -> Result<Parsed<'_>, Problem> {
     match (problem, parsed) {
         (None, Some(p)) => Ok(p),
         (Some(p), _) => Err(p),
-        // Every failed parse records a problem; this arm guards the
-        // invariant without panicking on input.
-        (None, None) => Err(Problem {
-            pos: usize::MAX,
-            column: None,
-            rule: Rule::Malformed,
-            message: "row could not be read".to_owned(),
-        }),
+        (None, None) => Err(unrecorded()),
+    }
+}
+
+/// The problem of a row whose parse failed without recording one. Every
+/// failed parse records a problem; this guards the invariant without
+/// panicking on input.
+fn unrecorded() -> Problem {
+    Problem {
+        pos: usize::MAX,
+        column: None,
+        rule: Rule::Malformed,
+        message: "row could not be read".to_owned(),
     }
 }
 
@@ -615,13 +620,7 @@ fn parse_additions(
     match (row.finish(), group, connection) {
         (None, Some(g), Some(c)) => Ok((g, c)),
         (Some(p), _, _) => Err(p),
-        // As in `parse_row`: a failed parse records a problem.
-        (None, _, _) => Err(Problem {
-            pos: usize::MAX,
-            column: None,
-            rule: Rule::Malformed,
-            message: "row could not be read".to_owned(),
-        }),
+        (None, _, _) => Err(unrecorded()),
     }
 }
 
